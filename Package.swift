@@ -1,0 +1,73 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "vidrd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "VidrdRuntime", targets: ["VidrdRuntime"]),
+        .library(name: "VidrdProtocol", targets: ["VidrdProtocol"]),
+        .library(name: "VidrdClient", targets: ["VidrdClient"]),
+        .executable(name: "vidrd-daemon", targets: ["vidrd-daemon"]),
+        .executable(name: "vidrd-client", targets: ["vidrd-client"]),
+        .executable(name: "vidrd", targets: ["vidrd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // System libraries, each wrapped by a module map and found through pkg-config.
+        .systemLibrary(
+            name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CUV", path: "Sources/CUV", pkgConfig: "libuv",
+            providers: [.apt(["libuv1-dev"])]),
+        .systemLibrary(
+            name: "CWebP", path: "Sources/CWebP", pkgConfig: "libwebpmux libwebpdemux libwebp",
+            providers: [.apt(["libwebp-dev"])]),
+
+        .target(name: "VidrdProtocol", path: "Sources/Protocol"),
+        .target(
+            name: "VidrdRuntime",
+            dependencies: ["CBLAS"],
+            path: "Sources/Runtime",
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "VidrdPlugins", dependencies: ["VidrdRuntime"], path: "Sources/Plugins"),
+        .target(
+            name: "VidrdDaemon",
+            dependencies: [
+                "VidrdProtocol", "VidrdRuntime", "VidrdPlugins", "CUV", "CWebP",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Daemon"),
+        .target(name: "VidrdClient", dependencies: ["VidrdProtocol"], path: "Sources/Client"),
+
+        .executableTarget(
+            name: "vidrd-daemon",
+            dependencies: [
+                "VidrdDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/vidrd-daemon"),
+        .executableTarget(
+            name: "vidrd-client",
+            dependencies: [
+                "VidrdClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/vidrd-client"),
+        .executableTarget(
+            name: "vidrd",
+            dependencies: [
+                "VidrdRuntime", "VidrdPlugins", "CWebP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/vidrd"),
+
+        .testTarget(name: "RuntimeTests", dependencies: ["VidrdRuntime"], path: "Tests/RuntimeTests"),
+        .testTarget(name: "ProtocolTests", dependencies: ["VidrdProtocol"], path: "Tests/ProtocolTests"),
+    ]
+)

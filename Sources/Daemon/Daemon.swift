@@ -1,0 +1,6 @@
+import VidrdProtocol
+import VidrdRuntime
+import VidrdPlugins
+import CUV
+import CWebP
+import Logging

@@ -1,0 +1,1 @@
+public enum VidrdProtocolVersion { public static let current: UInt16 = 1 }
