@@ -1,0 +1,220 @@
+import Foundation
+
+/// diffusers `UNet3DConditionModel` (ModelScope text-to-video U-Net): 2-D ResNets with
+/// Temp-Conv, spatial self/cross attention with Temp-Attn, a temporal transformer after `conv_in`.
+public struct UNet3DConditionModel: Sendable {
+    public let configuration: UNet3DConfiguration
+
+    struct Stage: Sendable {
+        var resnets: [ResnetBlock2D]
+        var tempConvs: [TemporalConvStack]
+        var attentions: [SpatialTransformer]       // empty for plain blocks
+        var tempAttentions: [TemporalTransformer]  // empty for plain blocks
+        var resample: Conv2d?                      // down: stride-2 conv; up: conv after nearest ×2
+    }
+
+    let convIn: Conv2d
+    let timeLinear1: Linear
+    let timeLinear2: Linear
+    let transformerIn: TemporalTransformer
+    let down: [Stage]
+    let mid: Stage
+    let up: [Stage]
+    let normOut: GroupNorm
+    let convOut: Conv2d
+    /// Every cross-attention layer in execution order; `TextConditioning` holds one K/V per slot.
+    let crossAttentionLayers: [AttentionLayer]
+
+    public init(directory: URL) throws {
+        let config = try ModelConfig(path: directory.appendingPathComponent("config.json").path)
+        let loader = try WeightLoader(componentDirectory: directory, baseName: "diffusion_pytorch_model")
+        try self.init(configuration: UNet3DConfiguration(config: config), weights: loader)
+        try loader.finish()
+    }
+
+    init(configuration c: UNet3DConfiguration, weights w: WeightLoader) throws {
+        configuration = c
+        let groups = c.normGroups, eps = c.normEps, temb = c.timeEmbeddingDim
+        let ch = c.blockOutChannels
+        let headDim = c.attentionHeadDim[0]
+        var slots: [AttentionLayer] = []
+
+        convIn = try w.conv2d("conv_in", in: c.inChannels, out: ch[0], kernel: 3)
+        timeLinear1 = try w.linear("time_embedding.linear_1", in: ch[0], out: temb)
+        timeLinear2 = try w.linear("time_embedding.linear_2", in: temb, out: temb)
+        transformerIn = try TemporalTransformer(w, "transformer_in", channels: ch[0], heads: 8, headDim: headDim, groups: groups)
+
+        func crossAttn(_ prefix: String, channels: Int) throws -> SpatialTransformer {
+            let t = try SpatialTransformer(w, prefix, channels: channels, heads: channels / headDim, headDim: headDim,
+                                           contextDim: c.crossAttentionDim, groups: groups, contextSlot: slots.count)
+            slots.append(t.crossAttention)
+            return t
+        }
+        func tempAttn(_ prefix: String, channels: Int) throws -> TemporalTransformer {
+            try TemporalTransformer(w, prefix, channels: channels, heads: channels / headDim, headDim: headDim, groups: groups)
+        }
+
+        var down: [Stage] = []
+        var outC = ch[0]
+        for (i, type) in c.downBlockTypes.enumerated() {
+            let inC = outC
+            outC = ch[i]
+            var s = Stage(resnets: [], tempConvs: [], attentions: [], tempAttentions: [], resample: nil)
+            for j in 0..<c.layersPerBlock {
+                let p = "down_blocks.\(i)"
+                s.resnets.append(try ResnetBlock2D(w, "\(p).resnets.\(j)", in: j == 0 ? inC : outC, out: outC,
+                                                   timeChannels: temb, groups: groups, eps: eps))
+                s.tempConvs.append(try .unet(w, "\(p).temp_convs.\(j)", channels: outC, groups: groups))
+                if type == .crossAttention {
+                    s.attentions.append(try crossAttn("\(p).attentions.\(j)", channels: outC))
+                    s.tempAttentions.append(try tempAttn("\(p).temp_attentions.\(j)", channels: outC))
+                }
+            }
+            if i < ch.count - 1 {
+                s.resample = try w.conv2d("down_blocks.\(i).downsamplers.0.conv", in: outC, out: outC, kernel: 3, stride: 2, padding: 1)
+            }
+            down.append(s)
+        }
+        self.down = down
+
+        let midC = ch[ch.count - 1]
+        var mid = Stage(resnets: [], tempConvs: [], attentions: [], tempAttentions: [], resample: nil)
+        for j in 0..<2 {
+            mid.resnets.append(try ResnetBlock2D(w, "mid_block.resnets.\(j)", in: midC, out: midC, timeChannels: temb, groups: groups, eps: eps))
+            mid.tempConvs.append(try .unet(w, "mid_block.temp_convs.\(j)", channels: midC, groups: groups))
+        }
+        mid.attentions.append(try crossAttn("mid_block.attentions.0", channels: midC))
+        mid.tempAttentions.append(try tempAttn("mid_block.temp_attentions.0", channels: midC))
+        self.mid = mid
+
+        var up: [Stage] = []
+        let reversed = Array(ch.reversed())
+        outC = reversed[0]
+        for (i, type) in c.upBlockTypes.enumerated() {
+            let prevC = outC
+            outC = reversed[i]
+            let inC = reversed[Swift.min(i + 1, ch.count - 1)]
+            let layers = c.layersPerBlock + 1
+            var s = Stage(resnets: [], tempConvs: [], attentions: [], tempAttentions: [], resample: nil)
+            let p = "up_blocks.\(i)"
+            for j in 0..<layers {
+                let skipC = j == layers - 1 ? inC : outC
+                let resIn = j == 0 ? prevC : outC
+                s.resnets.append(try ResnetBlock2D(w, "\(p).resnets.\(j)", in: resIn + skipC, out: outC,
+                                                   timeChannels: temb, groups: groups, eps: eps))
+                s.tempConvs.append(try .unet(w, "\(p).temp_convs.\(j)", channels: outC, groups: groups))
+                if type == .crossAttention {
+                    s.attentions.append(try crossAttn("\(p).attentions.\(j)", channels: outC))
+                    s.tempAttentions.append(try tempAttn("\(p).temp_attentions.\(j)", channels: outC))
+                }
+            }
+            if i < ch.count - 1 {
+                s.resample = try w.conv2d("\(p).upsamplers.0.conv", in: outC, out: outC, kernel: 3)
+            }
+            up.append(s)
+        }
+        self.up = up
+        normOut = try w.groupNorm("conv_norm_out", groups: groups, channels: ch[0], eps: eps)
+        convOut = try w.conv2d("conv_out", in: ch[0], out: c.outChannels, kernel: 3)
+        crossAttentionLayers = slots
+    }
+
+    /// Text keys/values of every cross-attention layer, computed once per clip: the prompt does not
+    /// change across denoising steps, so this work leaves the step loop entirely.
+    public struct TextConditioning: Sendable {
+        let keyValues: [AttentionLayer.KeyValues]
+        public let batch: Int
+    }
+
+    /// `encoderHiddenStates`: `[B, tokens, cross_attention_dim]`.
+    public func conditioning(encoderHiddenStates e: Tensor) throws -> TextConditioning {
+        guard e.rank == 3, e.shape[2] == configuration.crossAttentionDim else {
+            throw ModelError.invalidInput("encoder hidden states must be [batch, tokens, \(configuration.crossAttentionDim)], got \(e.shape)")
+        }
+        return TextConditioning(keyValues: crossAttentionLayers.map { $0.keyValues(context: e) }, batch: e.shape[0])
+    }
+
+    /// Noise prediction for `sample` `[B, C, F, H, W]`.
+    ///
+    /// `timesteps` holds either one value per batch entry or one per (entry, frame) in entry-major
+    /// order: entries of a batch may sit at different steps (batched sessions), and frames of one
+    /// clip may too (per-frame schedules such as FIFO-Diffusion).
+    public func callAsFunction(_ sample: Tensor, timesteps: [Float], conditioning: TextConditioning,
+                               workspace: inout Workspace) throws -> Tensor {
+        let c = configuration
+        guard sample.rank == 5, sample.shape[1] == c.inChannels else {
+            throw ModelError.invalidInput("sample must be [batch, \(c.inChannels), frames, height, width], got \(sample.shape)")
+        }
+        let (b, f, h, wd) = (sample.shape[0], sample.shape[2], sample.shape[3], sample.shape[4])
+        guard conditioning.batch == b else {
+            throw ModelError.invalidInput("text conditioning has batch \(conditioning.batch), sample has \(b)")
+        }
+        guard timesteps.count == b || timesteps.count == b * f else {
+            throw ModelError.invalidInput("expected \(b) or \(b * f) timesteps, got \(timesteps.count)")
+        }
+        guard f > 0, h > 0, wd > 0 else { throw ModelError.invalidInput("empty sample \(sample.shape)") }
+
+        // Time embedding per image (entry-major, frame-minor), then SiLU once for all ResNets.
+        let perImage: [Float] = timesteps.count == b * f ? timesteps : timesteps.flatMap { [Float](repeating: $0, count: f) }
+        let tProj = sinusoidalTimestepEmbedding(perImage, dimension: c.blockOutChannels[0], flipSinToCos: true, downscaleFreqShift: 0)
+        var emb = timeLinear2(Activation.silu(timeLinear1(tProj)))
+        emb = Activation.silu(emb)
+
+        var g = ClipGeometry(batch: b, frames: f, height: h, width: wd)
+        var x = ClipLayout.toChannelsLast(sample)
+        x = convIn(x, workspace: &workspace)
+        x = transformerIn(x, geometry: g)
+
+        var skips: [Tensor] = [x]
+        for stage in down {
+            for j in 0..<stage.resnets.count {
+                x = stage.resnets[j](x, timeEmbedding: emb, workspace: &workspace)
+                x = stage.tempConvs[j](x, geometry: g)
+                if !stage.attentions.isEmpty {
+                    let a = stage.attentions[j]
+                    x = a(x, geometry: g, context: conditioning.keyValues[a.contextSlot])
+                    x = stage.tempAttentions[j](x, geometry: g)
+                }
+                skips.append(x)
+            }
+            if let conv = stage.resample {
+                x = conv(x, workspace: &workspace)
+                g.height = x.shape[1]; g.width = x.shape[2]
+                skips.append(x)
+            }
+        }
+
+        x = mid.resnets[0](x, timeEmbedding: emb, workspace: &workspace)
+        x = mid.tempConvs[0](x, geometry: g)
+        let ma = mid.attentions[0]
+        x = ma(x, geometry: g, context: conditioning.keyValues[ma.contextSlot])
+        x = mid.tempAttentions[0](x, geometry: g)
+        x = mid.resnets[1](x, timeEmbedding: emb, workspace: &workspace)
+        x = mid.tempConvs[1](x, geometry: g)
+
+        for stage in up {
+            for j in 0..<stage.resnets.count {
+                let skip = skips.removeLast()
+                x = concatChannels(x, skip)
+                x = stage.resnets[j](x, timeEmbedding: emb, workspace: &workspace)
+                x = stage.tempConvs[j](x, geometry: g)
+                if !stage.attentions.isEmpty {
+                    let a = stage.attentions[j]
+                    x = a(x, geometry: g, context: conditioning.keyValues[a.contextSlot])
+                    x = stage.tempAttentions[j](x, geometry: g)
+                }
+            }
+            if let conv = stage.resample {
+                // Upsample to the size of the next skip (diffusers' forward_upsample_size), which
+                // is exactly 2× unless an odd size was rounded on the way down.
+                let target = skips.last.map { ($0.shape[1], $0.shape[2]) } ?? (g.height * 2, g.width * 2)
+                x = upsampleNearest(x, height: target.0, width: target.1)
+                x = conv(x, workspace: &workspace)
+                g.height = x.shape[1]; g.width = x.shape[2]
+            }
+        }
+        x = normOut(x, samples: g.images, silu: true)
+        x = convOut(x, workspace: &workspace)
+        return ClipLayout.fromChannelsLast(x, batch: b)
+    }
+}

@@ -1,0 +1,163 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the tokens of sequence `s` live inside a row-major `[rows, width]` matrix.
+///
+/// Sequences are grouped: sequence `s` starts at row
+/// `(s / groupSize) * groupStride + (s % groupSize) * memberStride` and its tokens are
+/// `tokenStride` rows apart. This one description covers spatial attention (one image per
+/// sequence), temporal attention (one pixel across frames: tokens are `H*W` rows apart, read in
+/// place with no transposition) and cross-attention (all frames of a batch entry share one text).
+struct SequenceLayout {
+    var groupSize: Int = 1
+    var groupStride: Int
+    var memberStride: Int = 0
+    var tokenStride: Int = 1
+
+    @inline(__always)
+    func baseRow(_ s: Int) -> Int { (s / groupSize) * groupStride + (s % groupSize) * memberStride }
+
+    static func contiguous(length: Int) -> SequenceLayout { SequenceLayout(groupStride: length) }
+}
+
+/// Scaled dot-product attention, softmax(Q K^T * scale) V, per sequence and head.
+/// Heads are interleaved along the row (`head h` owns columns `h*headDim ..< (h+1)*headDim`).
+func scaledDotProductAttention(
+    sequences: Int, queryLength: Int, keyLength: Int, heads: Int, headDim: Int, scale: Float,
+    query: UnsafePointer<Float>, queryLayout: SequenceLayout, queryWidth: Int,
+    key: UnsafePointer<Float>, value: UnsafePointer<Float>, keyLayout: SequenceLayout, keyWidth: Int,
+    output: UnsafeMutablePointer<Float>, outputWidth: Int, causal: Bool = false
+) {
+    let jobs = sequences * heads
+    parallelChunks(jobs) { range in
+        var scores = [Float](repeating: 0, count: queryLength * keyLength)
+        scores.withUnsafeMutableBufferPointer { sbuf in
+            let sp = sbuf.baseAddress!
+            for job in range {
+                let s = job / heads
+                let h = job % heads
+                let q = query + queryLayout.baseRow(s) * queryWidth + h * headDim
+                let k = key + keyLayout.baseRow(s) * keyWidth + h * headDim
+                let v = value + keyLayout.baseRow(s) * keyWidth + h * headDim
+                let o = output + queryLayout.baseRow(s) * outputWidth + h * headDim
+                let ldq = queryLayout.tokenStride * queryWidth
+                let ldk = keyLayout.tokenStride * keyWidth
+                let ldo = queryLayout.tokenStride * outputWidth
+                sgemm(transB: true, m: queryLength, n: keyLength, k: headDim, alpha: scale,
+                      a: q, lda: ldq, b: k, ldb: ldk, c: sp, ldc: keyLength)
+                if causal {
+                    for i in 0..<queryLength where i + 1 < keyLength {
+                        (sp + i * keyLength + i + 1).update(repeating: -Float.infinity, count: keyLength - i - 1)
+                    }
+                }
+                softmaxRows(sp, rows: queryLength, columns: keyLength)
+                sgemm(m: queryLength, n: headDim, k: keyLength,
+                      a: sp, lda: keyLength, b: v, ldb: ldk, c: o, ldc: ldo)
+            }
+        }
+    }
+}
+
+/// Numerically stable softmax of each row in place.
+@inline(__always)
+func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+    for r in 0..<rows {
+        let row = p + r * columns
+        var m = -Float.infinity
+        for j in 0..<columns { m = Swift.max(m, row[j]) }
+        var sum: Float = 0
+        for j in 0..<columns { let e = expf(row[j] - m); row[j] = e; sum += e }
+        let inv = 1 / sum
+        for j in 0..<columns { row[j] *= inv }
+    }
+}
+
+/// diffusers `Attention` (query/key/value projections, heads, output projection).
+/// Self-attention when no context is given; cross-attention reads keys/values from the context.
+public struct AttentionLayer: Sendable {
+    public let heads: Int
+    public let headDim: Int
+    public var innerDim: Int { heads * headDim }
+    let toQ: Linear
+    let toK: Linear
+    let toV: Linear
+    let toOut: Linear
+
+    public init(heads: Int, headDim: Int, toQ: Linear, toK: Linear, toV: Linear, toOut: Linear) {
+        self.heads = heads
+        self.headDim = headDim
+        self.toQ = toQ
+        self.toK = toK
+        self.toV = toV
+        self.toOut = toOut
+    }
+
+    /// Keys and values for a fixed context (e.g. text embeddings), computed once and reused.
+    public struct KeyValues: Sendable {
+        let keys: [Float]
+        let values: [Float]
+        let sequences: Int
+        let length: Int
+    }
+
+    public func keyValues(context: Tensor) -> KeyValues {
+        // context: [sequences, length, dim]
+        let seqs = context.shape[0], len = context.shape[1]
+        return KeyValues(keys: toK(context).scalars, values: toV(context).scalars, sequences: seqs, length: len)
+    }
+
+    /// Self-attention over `x` rows (width = query dim) arranged by `layout`; `out` receives
+    /// `to_out(attention)` (callers add their residual).
+    func selfAttention(_ x: UnsafePointer<Float>, rows: Int, sequences: Int, length: Int, layout: SequenceLayout,
+                       causal: Bool = false, into out: UnsafeMutablePointer<Float>) {
+        let inner = innerDim
+        var q = [Float](repeating: 0, count: rows * inner)
+        var k = q, v = q, o = q
+        q.withUnsafeMutableBufferPointer { qb in
+            k.withUnsafeMutableBufferPointer { kb in
+                v.withUnsafeMutableBufferPointer { vb in
+                    toQ.apply(rows: rows, input: x, output: qb.baseAddress!)
+                    toK.apply(rows: rows, input: x, output: kb.baseAddress!)
+                    toV.apply(rows: rows, input: x, output: vb.baseAddress!)
+                    o.withUnsafeMutableBufferPointer { ob in
+                        scaledDotProductAttention(
+                            sequences: sequences, queryLength: length, keyLength: length,
+                            heads: heads, headDim: headDim, scale: 1 / Float(headDim).squareRoot(),
+                            query: qb.baseAddress!, queryLayout: layout, queryWidth: inner,
+                            key: kb.baseAddress!, value: vb.baseAddress!, keyLayout: layout, keyWidth: inner,
+                            output: ob.baseAddress!, outputWidth: inner, causal: causal)
+                        toOut.apply(rows: rows, input: ob.baseAddress!, output: out)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cross-attention: query sequence `s` attends to context sequence `s / framesPerContext`.
+    func crossAttention(_ x: UnsafePointer<Float>, rows: Int, sequences: Int, length: Int,
+                        context kv: KeyValues, framesPerContext: Int,
+                        into out: UnsafeMutablePointer<Float>) {
+        let inner = innerDim
+        var q = [Float](repeating: 0, count: rows * inner)
+        var o = q
+        q.withUnsafeMutableBufferPointer { qb in
+            toQ.apply(rows: rows, input: x, output: qb.baseAddress!)
+            kv.keys.withUnsafeBufferPointer { kb in
+                kv.values.withUnsafeBufferPointer { vb in
+                    o.withUnsafeMutableBufferPointer { ob in
+                        scaledDotProductAttention(
+                            sequences: sequences, queryLength: length, keyLength: kv.length,
+                            heads: heads, headDim: headDim, scale: 1 / Float(headDim).squareRoot(),
+                            query: qb.baseAddress!, queryLayout: .contiguous(length: length), queryWidth: inner,
+                            key: kb.baseAddress!, value: vb.baseAddress!,
+                            keyLayout: SequenceLayout(groupSize: framesPerContext, groupStride: kv.length),
+                            keyWidth: inner,
+                            output: ob.baseAddress!, outputWidth: inner)
+                        toOut.apply(rows: rows, input: ob.baseAddress!, output: out)
+                    }
+                }
+            }
+        }
+    }
+}

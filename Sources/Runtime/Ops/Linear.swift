@@ -1,0 +1,49 @@
+/// `y = x W^T + b` over the last axis, PyTorch `nn.Linear` semantics (weight `[out, in]`).
+public struct Linear: Sendable {
+    public let inFeatures: Int
+    public let outFeatures: Int
+    let weight: [Float]
+    let bias: [Float]?
+
+    public init(weight: [Float], bias: [Float]?, inFeatures: Int, outFeatures: Int) {
+        precondition(weight.count == inFeatures * outFeatures)
+        precondition(bias == nil || bias!.count == outFeatures)
+        self.weight = weight
+        self.bias = bias
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+    }
+
+    /// Applies the layer to `rows` contiguous rows of `inFeatures` (row stride `inputStride`).
+    func apply(rows: Int, input: UnsafePointer<Float>, inputStride: Int? = nil,
+               output: UnsafeMutablePointer<Float>, outputStride: Int? = nil, accumulate: Bool = false) {
+        let ldc = outputStride ?? outFeatures
+        weight.withUnsafeBufferPointer { w in
+            sgemm(transB: true, m: rows, n: outFeatures, k: inFeatures,
+                  a: input, lda: inputStride ?? inFeatures, b: w.baseAddress!, ldb: inFeatures,
+                  beta: accumulate ? 1 : 0, c: output, ldc: ldc)
+        }
+        if let bias {
+            bias.withUnsafeBufferPointer { b in
+                for r in 0..<rows {
+                    let row = output + r * ldc
+                    for j in 0..<outFeatures { row[j] += b[j] }
+                }
+            }
+        }
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        precondition(x.shape.last == inFeatures, "Linear expects last axis \(inFeatures), got \(x.shape)")
+        let rows = x.count / inFeatures
+        var outShape = x.shape
+        outShape[outShape.count - 1] = outFeatures
+        var out = [Float](repeating: 0, count: rows * outFeatures)
+        x.scalars.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                apply(rows: rows, input: src.baseAddress!, output: dst.baseAddress!)
+            }
+        }
+        return Tensor(shape: outShape, scalars: out)
+    }
+}
