@@ -1,0 +1,183 @@
+import Foundation
+
+/// Prompt → latents → RGB frames for one clip, with diffusers `TextToVideoSDPipeline` semantics
+/// (classifier-free guidance as one batch of two, negative prompt first; DDIM; VAE decode).
+public struct TextToVideoPipeline: Sendable {
+    public let tokenizer: CLIPTokenizer
+    public let textEncoder: CLIPTextModel
+    public let unet: UNet3DConditionModel
+    public let vae: AutoencoderKL
+    public let scheduler: DDIMScheduler
+    public let modelDirectory: URL
+
+    /// Loads a diffusers model folder (`model_index.json`, `unet/`, `vae/`, `text_encoder/`,
+    /// `tokenizer/`, `scheduler/`).
+    public init(modelDirectory dir: URL) throws {
+        let index = dir.appendingPathComponent("model_index.json")
+        guard FileManager.default.fileExists(atPath: index.path) else {
+            throw WeightError.cannotOpen(file: index.path, reason: "not a diffusers model folder (no model_index.json)")
+        }
+        let components = try ModelConfig(path: index.path)
+        for (key, expected) in [("unet", "UNet3DConditionModel"), ("vae", "AutoencoderKL"), ("text_encoder", "CLIPTextModel"),
+                                ("tokenizer", "CLIPTokenizer"), ("scheduler", "DDIMScheduler")] {
+            let entry = try components.strings(key, default: [])
+            if entry.count == 2, entry[1] != expected, !(key == "tokenizer" && entry[1] == "CLIPTokenizerFast") {
+                throw ModelError.unsupported("\(index.path): \(key) is \(entry[1]); vidrd runs \(expected)")
+            }
+        }
+        tokenizer = try CLIPTokenizer(directory: dir.appendingPathComponent("tokenizer"))
+        textEncoder = try CLIPTextModel(directory: dir.appendingPathComponent("text_encoder"))
+        unet = try UNet3DConditionModel(directory: dir.appendingPathComponent("unet"))
+        vae = try AutoencoderKL(directory: dir.appendingPathComponent("vae"))
+        scheduler = try DDIMScheduler(directory: dir.appendingPathComponent("scheduler"))
+        modelDirectory = dir
+        guard textEncoder.configuration.hiddenSize == unet.configuration.crossAttentionDim else {
+            throw ModelError.invalidConfig("text encoder width \(textEncoder.configuration.hiddenSize) ≠ U-Net cross_attention_dim \(unet.configuration.crossAttentionDim)")
+        }
+        guard vae.configuration.latentChannels == unet.configuration.inChannels else {
+            throw ModelError.invalidConfig("VAE latent channels \(vae.configuration.latentChannels) ≠ U-Net in_channels \(unet.configuration.inChannels)")
+        }
+    }
+
+    /// Pixels per latent.
+    public var vaeScaleFactor: Int { vae.configuration.downsamplingFactor }
+    /// The model's native frame size (diffusers: `unet.sample_size * vae_scale_factor`).
+    public var defaultSize: Int { (unet.configuration.sampleSize ?? 32) * vaeScaleFactor }
+
+    public struct Configuration: Sendable {
+        public var prompt: String
+        public var negativePrompt: String = ""
+        public var steps: Int = 25
+        public var guidanceScale: Float = 7.5
+        public var frames: Int = 16
+        /// Pixel size; nil means the model's native size.
+        public var height: Int? = nil
+        public var width: Int? = nil
+        /// Decode with the temporal-aware decoder's Temp-Conv layers when the VAE has them.
+        public var temporalDecoding: Bool = true
+
+        public init(prompt: String) { self.prompt = prompt }
+    }
+
+    /// What a clip's geometry resolves to for this model.
+    public struct Geometry: Sendable, Equatable {
+        public var frames: Int, height: Int, width: Int, latentHeight: Int, latentWidth: Int, latentChannels: Int
+        public var latentShape: [Int] { [1, latentChannels, frames, latentHeight, latentWidth] }
+    }
+
+    public func geometry(for c: Configuration) throws -> Geometry {
+        let h = c.height ?? defaultSize, w = c.width ?? defaultSize
+        let f = vaeScaleFactor
+        guard h > 0, w > 0, h % f == 0, w % f == 0 else {
+            throw ModelError.invalidInput("height and width must be positive multiples of \(f), got \(h)×\(w)")
+        }
+        guard c.frames > 0 else { throw ModelError.invalidInput("frames must be positive, got \(c.frames)") }
+        return Geometry(frames: c.frames, height: h, width: w, latentHeight: h / f, latentWidth: w / f,
+                        latentChannels: unet.configuration.inChannels)
+    }
+
+    /// Text conditioning for the denoising loop: `[negative, prompt]` when guiding, else `[prompt]`.
+    public struct PromptEmbedding: Sendable {
+        public let hiddenStates: Tensor
+        public let conditioning: UNet3DConditionModel.TextConditioning
+        public let guided: Bool
+    }
+
+    public func encodePrompt(_ prompt: String, negativePrompt: String, guidanceScale: Float) throws -> PromptEmbedding {
+        let guided = guidanceScale > 1
+        let ids = guided ? [tokenizer.encode(negativePrompt), tokenizer.encode(prompt)] : [tokenizer.encode(prompt)]
+        let states = try textEncoder(ids)
+        return PromptEmbedding(hiddenStates: states, conditioning: try unet.conditioning(encoderHiddenStates: states), guided: guided)
+    }
+
+    public struct StepProgress: Sendable {
+        public let step: Int
+        public let totalSteps: Int
+        public let timestep: Int
+        /// Latents after this step, `[1, C, F, h, w]`.
+        public let latents: Tensor
+    }
+
+    /// Runs the DDIM loop from `initialNoise` (`[1, C, F, h, w]`, unit variance: DDIM's
+    /// `init_noise_sigma` is 1). `progress` is called after each step; returning false cancels
+    /// with `ModelError.cancelled`.
+    public func denoise(initialNoise: Tensor, prompt: PromptEmbedding, steps: Int, guidanceScale: Float,
+                        workspace: inout Workspace, progress: (StepProgress) -> Bool = { _ in true }) throws -> Tensor {
+        let timesteps = try scheduler.timesteps(steps: steps)
+        var latents = initialNoise
+        let batch = prompt.guided ? 2 : 1
+        for (i, t) in timesteps.enumerated() {
+            var input = latents
+            if batch == 2 {
+                input = Tensor(shape: [2] + Array(latents.shape.dropFirst()), scalars: latents.scalars + latents.scalars)
+            }
+            let out = try unet(input, timesteps: [Float](repeating: Float(t), count: batch),
+                               conditioning: prompt.conditioning, workspace: &workspace)
+            var noise: Tensor
+            if batch == 2 {
+                let n = latents.count
+                var guided = [Float](repeating: 0, count: n)
+                out.scalars.withUnsafeBufferPointer { o in
+                    for j in 0..<n { guided[j] = o[j] + guidanceScale * (o[n + j] - o[j]) }
+                }
+                noise = Tensor(shape: latents.shape, scalars: guided)
+            } else {
+                noise = out
+            }
+            scheduler.step(modelOutput: noise, sample: &latents, timestep: t,
+                           previous: scheduler.previousTimestep(t, steps: steps))
+            if !progress(StepProgress(step: i + 1, totalSteps: timesteps.count, timestep: t, latents: latents)) {
+                throw ModelError.cancelled
+            }
+        }
+        return latents
+    }
+
+    /// Latents `[1, C, F, h, w]` → RGB frames `[F, H, W, 3]` in [0, 1].
+    public func decode(latents: Tensor, temporal: Bool = true, workspace: inout Workspace) throws -> Tensor {
+        guard latents.rank == 5, latents.shape[0] == 1 else {
+            throw ModelError.invalidInput("latents must be [1, C, F, h, w], got \(latents.shape)")
+        }
+        let inv = 1 / vae.configuration.scalingFactor
+        var z = latents.permuted([0, 2, 1, 3, 4])
+        z.reshape(Array(z.shape.dropFirst()))
+        z.scalars = z.scalars.map { $0 * inv }
+        let images = try vae.decode(z, temporal: temporal, workspace: &workspace)  // [F, 3, H, W]
+        var rgb = images.permuted([0, 2, 3, 1])
+        rgb.scalars = rgb.scalars.map { Swift.min(Swift.max($0 / 2 + 0.5, 0), 1) }
+        return rgb
+    }
+
+    public struct Clip: Sendable {
+        /// Final latents `[1, C, F, h, w]`.
+        public let latents: Tensor
+        /// RGB frames `[F, H, W, 3]` in [0, 1].
+        public let frames: Tensor
+    }
+
+    /// One clip from a prompt. Noise comes from `initialNoise` when given (shape
+    /// `geometry.latentShape`), otherwise from `random`.
+    public func generate<R: RandomSource>(_ c: Configuration, initialNoise: Tensor? = nil, random: inout R,
+                                          progress: (StepProgress) -> Bool = { _ in true }) throws -> Clip {
+        let g = try geometry(for: c)
+        let noise: Tensor
+        if let initialNoise {
+            guard initialNoise.shape == g.latentShape else {
+                throw ModelError.invalidInput("initial noise must be \(g.latentShape), got \(initialNoise.shape)")
+            }
+            noise = initialNoise
+        } else {
+            noise = Tensor(shape: g.latentShape, scalars: random.standardNormal(count: g.latentShape.reduce(1, *)))
+        }
+        let prompt = try encodePrompt(c.prompt, negativePrompt: c.negativePrompt, guidanceScale: c.guidanceScale)
+        var ws = Workspace()
+        let latents = try denoise(initialNoise: noise, prompt: prompt, steps: c.steps, guidanceScale: c.guidanceScale,
+                                  workspace: &ws, progress: progress)
+        return Clip(latents: latents, frames: try decode(latents: latents, temporal: c.temporalDecoding, workspace: &ws))
+    }
+
+    public func generate(_ c: Configuration, seed: UInt64, progress: (StepProgress) -> Bool = { _ in true }) throws -> Clip {
+        var random = SeededRandomSource(seed: seed)
+        return try generate(c, random: &random, progress: progress)
+    }
+}
