@@ -34,11 +34,12 @@ let package = Package(
             dependencies: ["CBLAS"],
             path: "Sources/Runtime",
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "VidrdMedia", dependencies: ["CWebP"], path: "Sources/Media"),
         .target(name: "VidrdPlugins", dependencies: ["VidrdRuntime"], path: "Sources/Plugins"),
         .target(
             name: "VidrdDaemon",
             dependencies: [
-                "VidrdProtocol", "VidrdRuntime", "VidrdPlugins", "CUV", "CWebP",
+                "VidrdProtocol", "VidrdRuntime", "VidrdPlugins", "VidrdMedia", "CUV",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Daemon"),
@@ -62,12 +63,13 @@ let package = Package(
         .executableTarget(
             name: "vidrd",
             dependencies: [
-                "VidrdRuntime", "VidrdPlugins", "CWebP",
+                "VidrdRuntime", "VidrdPlugins", "VidrdMedia",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/vidrd"),
 
         .testTarget(name: "RuntimeTests", dependencies: ["VidrdRuntime"], path: "Tests/RuntimeTests"),
+        .testTarget(name: "MediaTests", dependencies: ["VidrdMedia"], path: "Tests/MediaTests"),
         .testTarget(name: "ProtocolTests", dependencies: ["VidrdProtocol"], path: "Tests/ProtocolTests"),
     ]
 )

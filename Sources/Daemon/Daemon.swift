@@ -2,5 +2,5 @@ import VidrdProtocol
 import VidrdRuntime
 import VidrdPlugins
 import CUV
-import CWebP
+import VidrdMedia
 import Logging
