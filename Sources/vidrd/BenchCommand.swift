@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import VidrdRuntime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Times the runtime on a model folder; `tools/bench/run.sh` pairs it with the PyTorch baseline.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time one U-Net forward (batch 2 × F frames) and a full clip; prints JSON lines.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Frames per clip.") var frames = 16
+    @Option(parsing: .upToNextOption, help: "Latent sizes (square) for the U-Net forward.") var latents: [Int] = [8, 16]
+    @Option(help: "Pixel size of the full-clip benchmark (0 skips it).") var clipSize = 64
+    @Option(help: "Denoising steps of the full clip.") var steps = 25
+    @Option(help: "Timed repetitions (after one warm-up); the median is reported.") var repeats = 3
+
+    func run() throws {
+        let pipeline = try modelOptions.load()
+        let prompt = try pipeline.encodePrompt("a red ball bouncing on grass", negativePrompt: "", guidanceScale: 7.5)
+        var random = SeededRandomSource(seed: 1)
+        var ws = Workspace()
+        let c = pipeline.unet.configuration.inChannels
+        for size in latents {
+            let shape = [2, c, frames, size, size]
+            let sample = Tensor(shape: shape, scalars: random.standardNormal(count: shape.reduce(1, *)))
+            let times = try measure(repeats) {
+                _ = try pipeline.unet(sample, timesteps: [500, 500], conditioning: prompt.conditioning, workspace: &ws)
+            }
+            report("unet_b2f\(frames)_\(size)x\(size)", times)
+        }
+        if clipSize > 0 {
+            var config = TextToVideoPipeline.Configuration(prompt: "a red ball bouncing on grass")
+            config.steps = steps
+            config.frames = frames
+            config.height = clipSize
+            config.width = clipSize
+            let times = try measure(Swift.max(1, repeats / 2)) { _ = try pipeline.generate(config, seed: 3) }
+            report("pipeline_\(steps)steps_\(clipSize)px", times)
+        }
+    }
+
+    func measure(_ n: Int, _ body: () throws -> Void) throws -> [Double] {
+        try body()  // warm-up: first-touch page faults, BLAS thread start
+        return try (0..<n).map { _ in
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+    }
+
+    func report(_ name: String, _ times: [Double]) {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let sorted = times.sorted()
+        let median = sorted[sorted.count / 2]
+        print("{\"name\": \"\(name)\", \"impl\": \"swift\", \"median_s\": \(String(format: "%.4f", median)), \"min_s\": \(String(format: "%.4f", sorted[0])), \"peak_rss_mb\": \(usage.ru_maxrss / 1024)}")
+        fflush(nil)
+    }
+}
