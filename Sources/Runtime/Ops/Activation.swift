@@ -33,7 +33,11 @@ public enum Activation: String, Sendable {
 
     func apply(_ p: UnsafeMutablePointer<Float>, count: Int) {
         parallelChunks(count, minimumChunk: 16384) { range in
-            for i in range { p[i] = apply(p[i]) }
+            switch self {
+            case .silu: mapInPlace(p + range.lowerBound, count: range.count, vsilu)
+            case .gelu: mapInPlace(p + range.lowerBound, count: range.count, vgelu)
+            default: for i in range { p[i] = apply(p[i]) }
+            }
         }
     }
 

@@ -62,15 +62,7 @@ func scaledDotProductAttention(
 /// Numerically stable softmax of each row in place.
 @inline(__always)
 func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
-    for r in 0..<rows {
-        let row = p + r * columns
-        var m = -Float.infinity
-        for j in 0..<columns { m = Swift.max(m, row[j]) }
-        var sum: Float = 0
-        for j in 0..<columns { let e = expf(row[j] - m); row[j] = e; sum += e }
-        let inv = 1 / sum
-        for j in 0..<columns { row[j] *= inv }
-    }
+    for r in 0..<rows { softmaxRow(p + r * columns, count: columns) }
 }
 
 /// diffusers `Attention` (query/key/value projections, heads, output projection).

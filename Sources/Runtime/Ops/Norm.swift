@@ -27,40 +27,106 @@ public struct GroupNorm: Sendable {
     }
 
     /// Normalises `samples` blocks of `positions * channels` scalars; optionally applies SiLU.
+    ///
+    /// Channels-last rows are processed whole: statistics accumulate per channel across rows
+    /// (vectorised along the row), are folded into groups, and normalisation becomes one
+    /// per-channel scale and shift over each row. Mean and variance use two passes (no
+    /// E[x²] − E[x]² cancellation); partial sums are in Double.
     func forward(_ src: UnsafePointer<Float>, samples: Int, positions: Int,
                  into dst: UnsafeMutablePointer<Float>, silu fuseSiLU: Bool = false) {
-        let cpg = channels / groups
-        let channels = self.channels
-        let groups = self.groups
-        let eps = Double(self.eps)
-        gamma.withUnsafeBufferPointer { g in
-            beta.withUnsafeBufferPointer { bt in
-                parallelChunks(samples * groups) { range in
-                    for sg in range {
-                        let s = sg / groups
-                        let grp = sg % groups
-                        let base = s * positions * channels + grp * cpg
-                        var sum = 0.0, sq = 0.0
-                        for p in 0..<positions {
-                            let row = src + base + p * channels
-                            var ls: Float = 0, lq: Float = 0
-                            for c in 0..<cpg { let v = row[c]; ls += v; lq += v * v }
-                            sum += Double(ls); sq += Double(lq)
-                        }
-                        let n = Double(positions * cpg)
-                        let mean = sum / n
-                        let variance = Swift.max(0, sq / n - mean * mean)
-                        let inv = Float(1 / (variance + eps).squareRoot())
-                        let m = Float(mean)
-                        for p in 0..<positions {
-                            let row = src + base + p * channels
-                            let out = dst + base + p * channels
-                            for c in 0..<cpg {
-                                let ch = grp * cpg + c
-                                var v = (row[c] - m) * inv * g[ch] + bt[ch]
-                                if fuseSiLU { v = v / (1 + expf(-v)) }
-                                out[c] = v
+        let c = channels, cpg = channels / groups, groups = self.groups
+        let chunkRows = Swift.max(1, Swift.min(positions, 256))
+        let chunksPerSample = (positions + chunkRows - 1) / chunkRows
+        let jobs = samples * chunksPerSample
+        var partial = [Double](repeating: 0, count: jobs * c)
+        var mean = [Double](repeating: 0, count: samples * groups)
+        var scale = [Float](repeating: 0, count: samples * c)
+        var shift = [Float](repeating: 0, count: samples * c)
+        let count = Double(positions * cpg)
+
+        // Pass 1 and 2: per-channel sums of x, then of (x - mean)², in row chunks.
+        func channelSums(_ centre: UnsafePointer<Double>?, into out: UnsafeMutablePointer<Double>) {
+            parallelChunks(jobs) { range in
+                var acc = [Float](repeating: 0, count: c)
+                var shiftRow = [Float](repeating: 0, count: c)
+                for job in range {
+                    let sIdx = job / chunksPerSample, chunk = job % chunksPerSample
+                    let r0 = chunk * chunkRows, r1 = Swift.min(positions, r0 + chunkRows)
+                    for j in 0..<c { acc[j] = 0 }
+                    if let centre {
+                        for j in 0..<c { shiftRow[j] = Float(centre[sIdx * groups + j / cpg]) }
+                    }
+                    acc.withUnsafeMutableBufferPointer { a in
+                        shiftRow.withUnsafeBufferPointer { sh in
+                            for r in r0..<r1 {
+                                let row = src + (sIdx * positions + r) * c
+                                if centre != nil {
+                                    for j in 0..<c { let d = row[j] - sh[j]; a[j] += d * d }
+                                } else {
+                                    for j in 0..<c { a[j] += row[j] }
+                                }
                             }
+                        }
+                    }
+                    for j in 0..<c { out[job * c + j] = Double(acc[j]) }
+                }
+            }
+        }
+        partial.withUnsafeMutableBufferPointer { channelSums(nil, into: $0.baseAddress!) }
+        for sIdx in 0..<samples {
+            for g in 0..<groups {
+                var t = 0.0
+                for chunk in 0..<chunksPerSample {
+                    let base = (sIdx * chunksPerSample + chunk) * c + g * cpg
+                    for j in 0..<cpg { t += partial[base + j] }
+                }
+                mean[sIdx * groups + g] = t / count
+            }
+        }
+        mean.withUnsafeBufferPointer { m in
+            partial.withUnsafeMutableBufferPointer { channelSums(m.baseAddress!, into: $0.baseAddress!) }
+        }
+        for sIdx in 0..<samples {
+            for g in 0..<groups {
+                var t = 0.0
+                for chunk in 0..<chunksPerSample {
+                    let base = (sIdx * chunksPerSample + chunk) * c + g * cpg
+                    for j in 0..<cpg { t += partial[base + j] }
+                }
+                let inv = 1 / (t / count + Double(eps)).squareRoot()
+                let mu = mean[sIdx * groups + g]
+                for j in 0..<cpg {
+                    let ch = g * cpg + j
+                    let a = Double(gamma[ch]) * inv
+                    scale[sIdx * c + ch] = Float(a)
+                    shift[sIdx * c + ch] = Float(Double(beta[ch]) - mu * a)
+                }
+            }
+        }
+        // Pass 3: y = x * scale + shift (+ SiLU), whole rows at a time.
+        scale.withUnsafeBufferPointer { scb in
+            shift.withUnsafeBufferPointer { shb in
+                let sc = scb.baseAddress!, sh = shb.baseAddress!
+                parallelChunks(samples * positions, minimumChunk: 64) { range in
+                    for r in range {
+                        let sIdx = r / positions
+                        let row = src + r * c, out = dst + r * c
+                        let a = sc + sIdx * c, b = sh + sIdx * c
+                        var j = 0
+                        while j + 8 <= c {
+                            let x = UnsafeRawPointer(row).loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
+                            let av = UnsafeRawPointer(a).loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
+                            let bv = UnsafeRawPointer(b).loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
+                            var y = x * av + bv
+                            if fuseSiLU { y = vsilu(y) }
+                            UnsafeMutableRawPointer(out).storeBytes(of: y, toByteOffset: j * 4, as: FloatV.self)
+                            j += 8
+                        }
+                        while j < c {
+                            var y = row[j] * a[j] + b[j]
+                            if fuseSiLU { y = silu(y) }
+                            out[j] = y
+                            j += 1
                         }
                     }
                 }

@@ -34,7 +34,15 @@ struct GEGLUFeedForward: Sendable {
             parallelChunks(rows, minimumChunk: 16) { r in
                 for i in r {
                     let row = hp + i * inner * 2
-                    for j in 0..<inner { row[j] = row[j] * Activation.gelu.apply(row[inner + j]) }
+                    var j = 0
+                    let raw = UnsafeMutableRawPointer(row)
+                    while j + 8 <= inner {
+                        let v = raw.loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
+                        let g = raw.loadUnaligned(fromByteOffset: (inner + j) * 4, as: FloatV.self)
+                        raw.storeBytes(of: v * vgelu(g), toByteOffset: j * 4, as: FloatV.self)
+                        j += 8
+                    }
+                    while j < inner { row[j] = row[j] * Activation.gelu.apply(row[inner + j]); j += 1 }
                 }
             }
             out.apply(rows: rows, input: hp, inputStride: inner * 2, output: residual, accumulate: true)
