@@ -7,6 +7,15 @@ import Glibc
 public protocol RandomSource {
     /// `count` independent standard-normal samples.
     mutating func standardNormal(count: Int) -> [Float]
+    /// One standard-normal tensor of `shape`. The default draws `standardNormal(count:)`; a tape
+    /// source checks the recorded tensor's shape and throws when it differs or the tape is spent.
+    mutating func standardNormal(shape: [Int]) throws -> Tensor
+}
+
+extension RandomSource {
+    public mutating func standardNormal(shape: [Int]) throws -> Tensor {
+        Tensor(shape: shape, scalars: standardNormal(count: shape.reduce(1, *)))
+    }
 }
 
 /// The documented default generator, so that streams are reproducible from a seed on any build:

@@ -103,17 +103,53 @@ public struct TextToVideoPipeline: Sendable {
     /// with `ModelError.cancelled`.
     public func denoise(initialNoise: Tensor, prompt: PromptEmbedding, steps: Int, guidanceScale: Float,
                         workspace: inout Workspace, progress: (StepProgress) -> Bool = { _ in true }) throws -> Tensor {
+        var hooks = NoDenoiseHooks()
+        return try denoise(initialNoise: initialNoise, prompt: prompt, steps: steps, guidanceScale: guidanceScale,
+                           hooks: &hooks, workspace: &workspace, progress: progress)
+    }
+
+    /// The DDIM loop with sampler hooks (see `DenoiseHooks` for the order within a step). With
+    /// `NoDenoiseHooks` it is exactly `denoise(initialNoise:prompt:steps:guidanceScale:workspace:progress:)`.
+    public func denoise<H: DenoiseHooks>(initialNoise: Tensor, prompt: PromptEmbedding, steps: Int, guidanceScale: Float,
+                                         hooks: inout H, workspace: inout Workspace,
+                                         progress: (StepProgress) -> Bool = { _ in true }) throws -> Tensor {
+        guard initialNoise.rank == 5, initialNoise.shape[0] == 1 else {
+            throw ModelError.invalidInput("initial noise must be [1, C, F, h, w], got \(initialNoise.shape)")
+        }
         let timesteps = try scheduler.timesteps(steps: steps)
         var latents = initialNoise
+        let shape = latents.shape
+        let (channels, frames, plane) = (shape[1], shape[2], shape[3] * shape[4])
         let batch = prompt.guided ? 2 : 1
         for (i, t) in timesteps.enumerated() {
+            let previous = scheduler.previousTimestep(t, steps: steps)
+            var step = DenoiseStep(index: i, totalSteps: timesteps.count, timestep: t, previousTimestep: previous,
+                                   frameTimesteps: nil)
+            let perFrame = try hooks.frameTimesteps(step, frames: frames)
+            if let perFrame {
+                guard perFrame.count == frames else {
+                    throw ModelError.invalidInput("per-frame timesteps: expected \(frames), got \(perFrame.count)")
+                }
+                step = DenoiseStep(index: i, totalSteps: timesteps.count, timestep: t, previousTimestep: previous,
+                                   frameTimesteps: perFrame)
+            }
+            try hooks.beforeStep(step, latents: &latents)
+            guard latents.shape == shape else {
+                throw ModelError.invalidInput("a sampler hook changed the latents' shape from \(shape) to \(latents.shape)")
+            }
             var input = latents
             if batch == 2 {
                 input = Tensor(shape: [2] + Array(latents.shape.dropFirst()), scalars: latents.scalars + latents.scalars)
             }
-            let out = try unet(input, timesteps: [Float](repeating: Float(t), count: batch),
-                               conditioning: prompt.conditioning, workspace: &workspace)
-            var noise: Tensor
+            let unetTimesteps: [Float]
+            if let perFrame {
+                let one = perFrame.map { Float($0.timestep) }
+                unetTimesteps = Array([[Float]](repeating: one, count: batch).joined())
+            } else {
+                unetTimesteps = [Float](repeating: Float(t), count: batch)
+            }
+            let out = try unet(input, timesteps: unetTimesteps, conditioning: prompt.conditioning, workspace: &workspace)
+            let noise: Tensor
             if batch == 2 {
                 let n = latents.count
                 var guided = [Float](repeating: 0, count: n)
@@ -124,8 +160,23 @@ public struct TextToVideoPipeline: Sendable {
             } else {
                 noise = out
             }
-            scheduler.step(modelOutput: noise, sample: &latents, timestep: t,
-                           previous: scheduler.previousTimestep(t, steps: steps))
+            let stepInput = latents
+            if let perFrame {
+                noise.scalars.withUnsafeBufferPointer { m in
+                    latents.scalars.withUnsafeMutableBufferPointer { s in
+                        for c in 0..<channels {
+                            for f in 0..<frames {
+                                let o = (c * frames + f) * plane
+                                scheduler.step(modelOutput: m.baseAddress! + o, sample: s.baseAddress! + o, count: plane,
+                                               timestep: perFrame[f].timestep, previous: perFrame[f].previous)
+                            }
+                        }
+                    }
+                }
+            } else {
+                scheduler.step(modelOutput: noise, sample: &latents, timestep: t, previous: previous)
+            }
+            try hooks.afterStep(DenoiseStepRecord(step: step, input: stepInput, noisePrediction: noise, output: latents))
             if !progress(StepProgress(step: i + 1, totalSteps: timesteps.count, timestep: t, latents: latents)) {
                 throw ModelError.cancelled
             }
