@@ -19,6 +19,8 @@ let package = Package(
         .executable(name: "vidrd-daemon", targets: ["vidrd-daemon"]),
         .executable(name: "vidrd-client", targets: ["vidrd-client"]),
         .executable(name: "vidrd", targets: ["vidrd"]),
+        // The example C noise-strategy plugin (docs/PLUGINS.md), loaded by the plugin tests.
+        .library(name: "VidrdExamplePlugin", type: .dynamic, targets: ["VidrdExamplePlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -46,7 +48,9 @@ let package = Package(
                 .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
             ]),
         .target(name: "VidrdMedia", dependencies: ["CWebP"], path: "Sources/Media"),
-        .target(name: "VidrdPlugins", dependencies: ["VidrdRuntime"], path: "Sources/Plugins"),
+        .target(name: "CVidrdPlugin", path: "Sources/CVidrdPlugin"),
+        .target(name: "VidrdPlugins", dependencies: ["VidrdRuntime", "CVidrdPlugin"], path: "Sources/Plugins"),
+        .target(name: "VidrdExamplePlugin", dependencies: ["CVidrdPlugin"], path: "Examples/ExamplePluginC"),
         .target(
             name: "VidrdDaemon",
             dependencies: [
@@ -79,8 +83,14 @@ let package = Package(
             ],
             path: "Sources/vidrd"),
 
+        .executableTarget(
+            name: "vidrd-bench",
+            dependencies: ["VidrdRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/vidrd-bench"),
+
         .testTarget(name: "RuntimeTests", dependencies: ["VidrdRuntime"], path: "Tests/RuntimeTests"),
         .testTarget(name: "MediaTests", dependencies: ["VidrdMedia"], path: "Tests/MediaTests"),
+        .testTarget(name: "PluginsTests", dependencies: ["VidrdPlugins", "VidrdRuntime"], path: "Tests/PluginsTests"),
         .testTarget(name: "ProtocolTests", dependencies: ["VidrdProtocol"], path: "Tests/ProtocolTests"),
     ]
 )

@@ -32,28 +32,38 @@ func scaledDotProductAttention(
     let jobs = sequences * heads
     parallelChunks(jobs) { range in
         var scores = [Float](repeating: 0, count: queryLength * keyLength)
+        var sums = [Float](repeating: 0, count: queryLength)
         scores.withUnsafeMutableBufferPointer { sbuf in
-            let sp = sbuf.baseAddress!
-            for job in range {
-                let s = job / heads
-                let h = job % heads
-                let q = query + queryLayout.baseRow(s) * queryWidth + h * headDim
-                let k = key + keyLayout.baseRow(s) * keyWidth + h * headDim
-                let v = value + keyLayout.baseRow(s) * keyWidth + h * headDim
-                let o = output + queryLayout.baseRow(s) * outputWidth + h * headDim
-                let ldq = queryLayout.tokenStride * queryWidth
-                let ldk = keyLayout.tokenStride * keyWidth
-                let ldo = queryLayout.tokenStride * outputWidth
-                sgemm(transB: true, m: queryLength, n: keyLength, k: headDim, alpha: scale,
-                      a: q, lda: ldq, b: k, ldb: ldk, c: sp, ldc: keyLength)
-                if causal {
-                    for i in 0..<queryLength where i + 1 < keyLength {
-                        (sp + i * keyLength + i + 1).update(repeating: -Float.infinity, count: keyLength - i - 1)
+            sums.withUnsafeMutableBufferPointer { sumBuf in
+                let sp = sbuf.baseAddress!, sums = sumBuf.baseAddress!
+                for job in range {
+                    let s = job / heads
+                    let h = job % heads
+                    let q = query + queryLayout.baseRow(s) * queryWidth + h * headDim
+                    let k = key + keyLayout.baseRow(s) * keyWidth + h * headDim
+                    let v = value + keyLayout.baseRow(s) * keyWidth + h * headDim
+                    let o = output + queryLayout.baseRow(s) * outputWidth + h * headDim
+                    let ldq = queryLayout.tokenStride * queryWidth
+                    let ldk = keyLayout.tokenStride * keyWidth
+                    let ldo = queryLayout.tokenStride * outputWidth
+                    sgemm(transB: true, m: queryLength, n: keyLength, k: headDim, alpha: scale,
+                          a: q, lda: ldq, b: k, ldb: ldk, c: sp, ldc: keyLength)
+                    for i in 0..<queryLength {
+                        // Causal: query i sees keys 0...i only.
+                        let visible = causal ? Swift.min(keyLength, i + 1) : keyLength
+                        let row = sp + i * keyLength
+                        sums[i] = expShiftedRow(row, count: visible)
+                        if visible < keyLength { (row + visible).update(repeating: 0, count: keyLength - visible) }
+                    }
+                    sgemm(m: queryLength, n: headDim, k: keyLength,
+                          a: sp, lda: keyLength, b: v, ldb: ldk, c: o, ldc: ldo)
+                    // Normalise the head's output rows rather than every score.
+                    for i in 0..<queryLength {
+                        let inv = 1 / sums[i]
+                        let row = o + i * ldo
+                        for j in 0..<headDim { row[j] *= inv }
                     }
                 }
-                softmaxRows(sp, rows: queryLength, columns: keyLength)
-                sgemm(m: queryLength, n: headDim, k: keyLength,
-                      a: sp, lda: keyLength, b: v, ldb: ldk, c: o, ldc: ldo)
             }
         }
     }

@@ -171,13 +171,37 @@ public struct LayerNorm: Sendable {
                     for r in range {
                         let row = src + r * n
                         let out = dst + r * n
+                        let raw = UnsafeRawPointer(row)
+                        var sumV = FloatV(repeating: 0)
+                        var j = 0
+                        while j + 8 <= n { sumV += raw.loadUnaligned(fromByteOffset: j * 4, as: FloatV.self); j += 8 }
                         var sum: Float = 0
-                        for j in 0..<n { sum += row[j] }
+                        for l in 0..<8 { sum += sumV[l] }
+                        while j < n { sum += row[j]; j += 1 }
                         let mean = sum / Float(n)
+                        let meanV = FloatV(repeating: mean)
+                        var sqV = FloatV(repeating: 0)
+                        j = 0
+                        while j + 8 <= n {
+                            let d = raw.loadUnaligned(fromByteOffset: j * 4, as: FloatV.self) - meanV
+                            sqV += d * d
+                            j += 8
+                        }
                         var sq: Float = 0
-                        for j in 0..<n { let d = row[j] - mean; sq += d * d }
+                        for l in 0..<8 { sq += sqV[l] }
+                        while j < n { let d = row[j] - mean; sq += d * d; j += 1 }
                         let inv = 1 / (sq / Float(n) + eps).squareRoot()
-                        for j in 0..<n { out[j] = (row[j] - mean) * inv * g[j] + b[j] }
+                        let invV = FloatV(repeating: inv)
+                        let gp = UnsafeRawPointer(g.baseAddress!), bp = UnsafeRawPointer(b.baseAddress!)
+                        j = 0
+                        while j + 8 <= n {
+                            let x = raw.loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
+                            let y = (x - meanV) * invV * gp.loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
+                                + bp.loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
+                            UnsafeMutableRawPointer(out).storeBytes(of: y, toByteOffset: j * 4, as: FloatV.self)
+                            j += 8
+                        }
+                        while j < n { out[j] = (row[j] - mean) * inv * g[j] + b[j]; j += 1 }
                     }
                 }
             }

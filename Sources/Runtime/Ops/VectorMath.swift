@@ -69,28 +69,44 @@ func mapInPlace(_ p: UnsafeMutablePointer<Float>, count: Int, _ f: (FloatV) -> F
     }
 }
 
-/// Row softmax in place: exp(x - max) / sum, vectorised.
+/// Unnormalised row softmax in place: `row[j] = exp(row[j] - max)`; returns the row sum so the
+/// caller can normalise the (much smaller) attention output instead of every score.
 @inline(__always)
-func softmaxRow(_ row: UnsafeMutablePointer<Float>, count n: Int) {
-    var m = -Float.infinity
-    for j in 0..<n { m = Swift.max(m, row[j]) }
-    let mv = FloatV(repeating: m)
-    var sumV = FloatV(repeating: 0)
-    var i = 0
+func expShiftedRow(_ row: UnsafeMutablePointer<Float>, count n: Int) -> Float {
     let raw = UnsafeMutableRawPointer(row)
+    var mv = FloatV(repeating: -Float.infinity)
+    var i = 0
     while i + 8 <= n {
-        let e = vexp(raw.loadUnaligned(fromByteOffset: i * 4, as: FloatV.self) - mv)
+        let v = raw.loadUnaligned(fromByteOffset: i * 4, as: FloatV.self)
+        mv = mv.replacing(with: v, where: v .> mv)
+        i += 8
+    }
+    var m = -Float.infinity
+    for j in 0..<8 { m = Swift.max(m, mv[j]) }
+    while i < n { m = Swift.max(m, row[i]); i += 1 }
+    let shift = FloatV(repeating: m)
+    var sumV = FloatV(repeating: 0)
+    i = 0
+    while i + 8 <= n {
+        let e = vexp(raw.loadUnaligned(fromByteOffset: i * 4, as: FloatV.self) - shift)
         raw.storeBytes(of: e, toByteOffset: i * 4, as: FloatV.self)
         sumV += e
         i += 8
     }
-    var sum = sumV.sum()
+    var sum: Float = 0
+    for j in 0..<8 { sum += sumV[j] }
     if i < n {
         var tail = FloatV(repeating: -Float.infinity)
         for j in 0..<(n - i) { tail[j] = row[i + j] }
-        let e = vexp(tail - mv)
+        let e = vexp(tail - shift)
         for j in 0..<(n - i) { row[i + j] = e[j]; sum += e[j] }
     }
-    let inv = FloatV(repeating: 1 / sum)
+    return sum
+}
+
+/// Row softmax in place: exp(x - max) / sum, vectorised.
+@inline(__always)
+func softmaxRow(_ row: UnsafeMutablePointer<Float>, count n: Int) {
+    let inv = FloatV(repeating: 1 / expShiftedRow(row, count: n))
     mapInPlace(row, count: n) { $0 * inv }
 }

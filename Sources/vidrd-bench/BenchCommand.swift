@@ -6,12 +6,13 @@ import Glibc
 #endif
 
 /// Times the runtime on a model folder; `tools/bench/run.sh` pairs it with the PyTorch baseline.
+@main
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "vidrd-bench",
         abstract: "Time one U-Net forward (batch 2 × F frames) and a full clip; prints JSON lines.")
 
-    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "A diffusers model folder.") var model: String
     @Option(help: "Frames per clip.") var frames = 16
     @Option(parsing: .upToNextOption, help: "Latent sizes (square) for the U-Net forward.") var latents: [Int] = [8, 16]
     @Option(help: "Pixel size of the full-clip benchmark (0 skips it).") var clipSize = 64
@@ -19,7 +20,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed repetitions (after one warm-up); the median is reported.") var repeats = 3
 
     func run() throws {
-        let pipeline = try modelOptions.load()
+        let pipeline = try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: model))
         let prompt = try pipeline.encodePrompt("a red ball bouncing on grass", negativePrompt: "", guidanceScale: 7.5)
         var random = SeededRandomSource(seed: 1)
         var ws = Workspace()
