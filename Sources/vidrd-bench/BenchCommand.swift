@@ -20,6 +20,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed repetitions (after one warm-up); the median is reported.") var repeats = 3
 
     func run() throws {
+        ProcessTuning.configureAllocator()
         let pipeline = try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: model))
         let prompt = try pipeline.encodePrompt("a red ball bouncing on grass", negativePrompt: "", guidanceScale: 7.5)
         var random = SeededRandomSource(seed: 1)
