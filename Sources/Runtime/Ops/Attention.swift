@@ -112,54 +112,44 @@ public struct AttentionLayer: Sendable {
     /// Self-attention over `x` rows (width = query dim) arranged by `layout`; `out` receives
     /// `to_out(attention)` (callers add their residual).
     func selfAttention(_ x: UnsafePointer<Float>, rows: Int, sequences: Int, length: Int, layout: SequenceLayout,
-                       causal: Bool = false, into out: UnsafeMutablePointer<Float>) {
+                       causal: Bool = false, into out: UnsafeMutablePointer<Float>, workspace ws: inout Workspace) {
         let inner = innerDim
-        var q = [Float](repeating: 0, count: rows * inner)
-        var k = q, v = q, o = q
-        q.withUnsafeMutableBufferPointer { qb in
-            k.withUnsafeMutableBufferPointer { kb in
-                v.withUnsafeMutableBufferPointer { vb in
-                    toQ.apply(rows: rows, input: x, output: qb.baseAddress!)
-                    toK.apply(rows: rows, input: x, output: kb.baseAddress!)
-                    toV.apply(rows: rows, input: x, output: vb.baseAddress!)
-                    o.withUnsafeMutableBufferPointer { ob in
-                        scaledDotProductAttention(
-                            sequences: sequences, queryLength: length, keyLength: length,
-                            heads: heads, headDim: headDim, scale: 1 / Float(headDim).squareRoot(),
-                            query: qb.baseAddress!, queryLayout: layout, queryWidth: inner,
-                            key: kb.baseAddress!, value: vb.baseAddress!, keyLayout: layout, keyWidth: inner,
-                            output: ob.baseAddress!, outputWidth: inner, causal: causal)
-                        toOut.apply(rows: rows, input: ob.baseAddress!, output: out)
-                    }
-                }
-            }
-        }
+        let q = ws.scratch(.query, count: rows * inner)
+        let k = ws.scratch(.key, count: rows * inner)
+        let v = ws.scratch(.value, count: rows * inner)
+        let o = ws.scratch(.attended, count: rows * inner)
+        toQ.apply(rows: rows, input: x, output: q)
+        toK.apply(rows: rows, input: x, output: k)
+        toV.apply(rows: rows, input: x, output: v)
+        scaledDotProductAttention(
+            sequences: sequences, queryLength: length, keyLength: length,
+            heads: heads, headDim: headDim, scale: 1 / Float(headDim).squareRoot(),
+            query: q, queryLayout: layout, queryWidth: inner,
+            key: k, value: v, keyLayout: layout, keyWidth: inner,
+            output: o, outputWidth: inner, causal: causal)
+        toOut.apply(rows: rows, input: o, output: out)
     }
 
     /// Cross-attention: query sequence `s` attends to context sequence `s / framesPerContext`.
     func crossAttention(_ x: UnsafePointer<Float>, rows: Int, sequences: Int, length: Int,
                         context kv: KeyValues, framesPerContext: Int,
-                        into out: UnsafeMutablePointer<Float>) {
+                        into out: UnsafeMutablePointer<Float>, workspace ws: inout Workspace) {
         let inner = innerDim
-        var q = [Float](repeating: 0, count: rows * inner)
-        var o = q
-        q.withUnsafeMutableBufferPointer { qb in
-            toQ.apply(rows: rows, input: x, output: qb.baseAddress!)
-            kv.keys.withUnsafeBufferPointer { kb in
-                kv.values.withUnsafeBufferPointer { vb in
-                    o.withUnsafeMutableBufferPointer { ob in
-                        scaledDotProductAttention(
-                            sequences: sequences, queryLength: length, keyLength: kv.length,
-                            heads: heads, headDim: headDim, scale: 1 / Float(headDim).squareRoot(),
-                            query: qb.baseAddress!, queryLayout: .contiguous(length: length), queryWidth: inner,
-                            key: kb.baseAddress!, value: vb.baseAddress!,
-                            keyLayout: SequenceLayout(groupSize: framesPerContext, groupStride: kv.length),
-                            keyWidth: inner,
-                            output: ob.baseAddress!, outputWidth: inner)
-                        toOut.apply(rows: rows, input: ob.baseAddress!, output: out)
-                    }
-                }
+        let q = ws.scratch(.query, count: rows * inner)
+        let o = ws.scratch(.attended, count: rows * inner)
+        toQ.apply(rows: rows, input: x, output: q)
+        kv.keys.withUnsafeBufferPointer { kb in
+            kv.values.withUnsafeBufferPointer { vb in
+                scaledDotProductAttention(
+                    sequences: sequences, queryLength: length, keyLength: kv.length,
+                    heads: heads, headDim: headDim, scale: 1 / Float(headDim).squareRoot(),
+                    query: q, queryLayout: .contiguous(length: length), queryWidth: inner,
+                    key: kb.baseAddress!, value: vb.baseAddress!,
+                    keyLayout: SequenceLayout(groupSize: framesPerContext, groupStride: kv.length),
+                    keyWidth: inner,
+                    output: o, outputWidth: inner)
             }
         }
+        toOut.apply(rows: rows, input: o, output: out)
     }
 }

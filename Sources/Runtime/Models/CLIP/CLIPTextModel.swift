@@ -97,13 +97,15 @@ public struct CLIPTextModel: Sendable {
         }
         let rows = ids.count * length
         var h = Tensor(shape: [ids.count, length, d], scalars: x)
+        var ws = Workspace()
         for layer in layers {
             let normed = layer.norm1(h)
             var attn = [Float](repeating: 0, count: h.count)
             normed.scalars.withUnsafeBufferPointer { np in
                 attn.withUnsafeMutableBufferPointer { ap in
                     layer.attention.selfAttention(np.baseAddress!, rows: rows, sequences: ids.count, length: length,
-                                                  layout: .contiguous(length: length), causal: true, into: ap.baseAddress!)
+                                                  layout: .contiguous(length: length), causal: true, into: ap.baseAddress!,
+                                                  workspace: &ws)
                 }
             }
             h.add(Tensor(shape: h.shape, scalars: attn))

@@ -23,11 +23,11 @@ struct GEGLUFeedForward: Sendable {
     }
 
     /// Adds `ff(x)` to `residual` (both `[rows, dim]`).
-    func apply(_ x: UnsafePointer<Float>, rows: Int, addingTo residual: UnsafeMutablePointer<Float>) {
+    func apply(_ x: UnsafePointer<Float>, rows: Int, addingTo residual: UnsafeMutablePointer<Float>,
+               workspace ws: inout Workspace) {
         let inner = out.inFeatures
-        var hidden = [Float](repeating: 0, count: rows * inner * 2)
-        hidden.withUnsafeMutableBufferPointer { hb in
-            let hp = hb.baseAddress!
+        let hp = ws.scratch(.feedForward, count: rows * inner * 2)
+        do {
             proj.apply(rows: rows, input: x, output: hp)
             // Gate in place: row r's first half becomes value * gelu(gate); the GEMM below reads it
             // with a row stride of 2*inner, so no compaction copy is needed.
@@ -73,32 +73,28 @@ struct BasicTransformerBlock: Sendable {
 
     /// Runs in place on `x` (`[rows, dim]`), sequences described by `layout`.
     func callAsFunction(_ x: inout Tensor, sequences: Int, length: Int, layout: SequenceLayout,
-                        context: AttentionLayer.KeyValues?, framesPerContext: Int) {
-        let total = x.count
-        let rows = total / norm1.features
-        var normed = x
+                        context: AttentionLayer.KeyValues?, framesPerContext: Int, workspace ws: inout Workspace) {
+        let features = norm1.features
+        let rows = x.count / features
+        let np = ws.scratch(.normalized, count: rows * features)
+        let op = ws.scratch(.residualBranch, count: rows * features)
         x.scalars.withUnsafeMutableBufferPointer { xb in
-            normed.scalars.withUnsafeMutableBufferPointer { nb in
-                let xp = xb.baseAddress!, np = nb.baseAddress!
-                var attnOut = [Float](repeating: 0, count: total)
-                attnOut.withUnsafeMutableBufferPointer { ob in
-                    let op = ob.baseAddress!
-                    norm1.forward(xp, rows: rows, into: np)
-                    attn1.selfAttention(np, rows: rows, sequences: sequences, length: length, layout: layout, into: op)
-                    addInPlace(xp, op, count: rows * norm1.features)
+            let xp = xb.baseAddress!
+            norm1.forward(xp, rows: rows, into: np)
+            attn1.selfAttention(np, rows: rows, sequences: sequences, length: length, layout: layout, into: op, workspace: &ws)
+            addInPlace(xp, op, count: rows * features)
 
-                    norm2.forward(xp, rows: rows, into: np)
-                    if crossAttends, let context {
-                        attn2.crossAttention(np, rows: rows, sequences: sequences, length: length,
-                                             context: context, framesPerContext: framesPerContext, into: op)
-                    } else {
-                        attn2.selfAttention(np, rows: rows, sequences: sequences, length: length, layout: layout, into: op)
-                    }
-                    addInPlace(xp, op, count: rows * norm1.features)
-                }
-                norm3.forward(xp, rows: rows, into: np)
-                ff.apply(np, rows: rows, addingTo: xp)
+            norm2.forward(xp, rows: rows, into: np)
+            if crossAttends, let context {
+                attn2.crossAttention(np, rows: rows, sequences: sequences, length: length,
+                                     context: context, framesPerContext: framesPerContext, into: op, workspace: &ws)
+            } else {
+                attn2.selfAttention(np, rows: rows, sequences: sequences, length: length, layout: layout, into: op, workspace: &ws)
             }
+            addInPlace(xp, op, count: rows * features)
+
+            norm3.forward(xp, rows: rows, into: np)
+            ff.apply(np, rows: rows, addingTo: xp, workspace: &ws)
         }
     }
 }
@@ -131,11 +127,12 @@ struct SpatialTransformer: Sendable {
 
     var crossAttention: AttentionLayer { blocks[0].attn2 }
 
-    func callAsFunction(_ x: Tensor, geometry g: ClipGeometry, context: AttentionLayer.KeyValues) -> Tensor {
+    func callAsFunction(_ x: Tensor, geometry g: ClipGeometry, context: AttentionLayer.KeyValues,
+                        workspace ws: inout Workspace) -> Tensor {
         var h = projIn(norm(x, samples: g.images))
         for block in blocks {
             block(&h, sequences: g.images, length: g.pixels, layout: .contiguous(length: g.pixels),
-                  context: context, framesPerContext: g.frames)
+                  context: context, framesPerContext: g.frames, workspace: &ws)
         }
         var out = projOut(h)
         out.add(x)
@@ -161,12 +158,13 @@ struct TemporalTransformer: Sendable {
         projOut = try w.linear("\(prefix).proj_out", in: inner, out: channels)
     }
 
-    func callAsFunction(_ x: Tensor, geometry g: ClipGeometry) -> Tensor {
+    func callAsFunction(_ x: Tensor, geometry g: ClipGeometry, workspace ws: inout Workspace) -> Tensor {
         var h = projIn(norm(x, samples: g.batch))
         let layout = SequenceLayout(groupSize: g.pixels, groupStride: g.frames * g.pixels, memberStride: 1,
                                     tokenStride: g.pixels)
         for block in blocks {
-            block(&h, sequences: g.batch * g.pixels, length: g.frames, layout: layout, context: nil, framesPerContext: 1)
+            block(&h, sequences: g.batch * g.pixels, length: g.frames, layout: layout, context: nil, framesPerContext: 1,
+                  workspace: &ws)
         }
         var out = projOut(h)
         out.add(x)

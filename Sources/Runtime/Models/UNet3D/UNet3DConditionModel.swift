@@ -163,7 +163,7 @@ public struct UNet3DConditionModel: Sendable {
         var g = ClipGeometry(batch: b, frames: f, height: h, width: wd)
         var x = ClipLayout.toChannelsLast(sample)
         x = convIn(x, workspace: &workspace)
-        x = transformerIn(x, geometry: g)
+        x = transformerIn(x, geometry: g, workspace: &workspace)
 
         var skips: [Tensor] = [x]
         for stage in down {
@@ -172,8 +172,8 @@ public struct UNet3DConditionModel: Sendable {
                 x = stage.tempConvs[j](x, geometry: g)
                 if !stage.attentions.isEmpty {
                     let a = stage.attentions[j]
-                    x = a(x, geometry: g, context: conditioning.keyValues[a.contextSlot])
-                    x = stage.tempAttentions[j](x, geometry: g)
+                    x = a(x, geometry: g, context: conditioning.keyValues[a.contextSlot], workspace: &workspace)
+                    x = stage.tempAttentions[j](x, geometry: g, workspace: &workspace)
                 }
                 skips.append(x)
             }
@@ -187,8 +187,8 @@ public struct UNet3DConditionModel: Sendable {
         x = mid.resnets[0](x, timeEmbedding: emb, workspace: &workspace)
         x = mid.tempConvs[0](x, geometry: g)
         let ma = mid.attentions[0]
-        x = ma(x, geometry: g, context: conditioning.keyValues[ma.contextSlot])
-        x = mid.tempAttentions[0](x, geometry: g)
+        x = ma(x, geometry: g, context: conditioning.keyValues[ma.contextSlot], workspace: &workspace)
+        x = mid.tempAttentions[0](x, geometry: g, workspace: &workspace)
         x = mid.resnets[1](x, timeEmbedding: emb, workspace: &workspace)
         x = mid.tempConvs[1](x, geometry: g)
 
@@ -200,8 +200,8 @@ public struct UNet3DConditionModel: Sendable {
                 x = stage.tempConvs[j](x, geometry: g)
                 if !stage.attentions.isEmpty {
                     let a = stage.attentions[j]
-                    x = a(x, geometry: g, context: conditioning.keyValues[a.contextSlot])
-                    x = stage.tempAttentions[j](x, geometry: g)
+                    x = a(x, geometry: g, context: conditioning.keyValues[a.contextSlot], workspace: &workspace)
+                    x = stage.tempAttentions[j](x, geometry: g, workspace: &workspace)
                 }
             }
             if let conv = stage.resample {

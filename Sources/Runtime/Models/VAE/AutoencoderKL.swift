@@ -11,7 +11,7 @@ struct VAEAttention: Sendable {
         attention = try loadAttention(w, prefix, queryDim: channels, heads: 1, headDim: channels)
     }
 
-    func callAsFunction(_ x: Tensor, images: Int) -> Tensor {
+    func callAsFunction(_ x: Tensor, images: Int, workspace ws: inout Workspace) -> Tensor {
         let normed = norm(x, samples: images)
         let pixels = x.count / (images * norm.channels)
         var out = x
@@ -19,7 +19,7 @@ struct VAEAttention: Sendable {
         normed.scalars.withUnsafeBufferPointer { np in
             attended.withUnsafeMutableBufferPointer { ap in
                 attention.selfAttention(np.baseAddress!, rows: images * pixels, sequences: images, length: pixels,
-                                        layout: .contiguous(length: pixels), into: ap.baseAddress!)
+                                        layout: .contiguous(length: pixels), into: ap.baseAddress!, workspace: &ws)
             }
         }
         out.add(Tensor(shape: x.shape, scalars: attended))
@@ -41,7 +41,7 @@ struct VAEMidBlock: Sendable {
 
     func callAsFunction(_ x: Tensor, workspace ws: inout Workspace) -> Tensor {
         var h = resnet0(x, timeEmbedding: nil, workspace: &ws)
-        if let attention { h = attention(h, images: h.shape[0]) }
+        if let attention { h = attention(h, images: h.shape[0], workspace: &ws) }
         return resnet1(h, timeEmbedding: nil, workspace: &ws)
     }
 }
