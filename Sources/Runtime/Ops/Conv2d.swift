@@ -13,6 +13,8 @@ public struct Conv2d: Sendable {
     public let padding: (top: Int, left: Int, bottom: Int, right: Int)
     let weight: [Float]   // [Cout, kernel, kernel, Cin]
     let bias: [Float]
+    /// Set for stride-1, pad-1 3×3 layers wide enough for the transforms to pay.
+    let winograd: WinogradConv3x3?
 
     public init(torchWeight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int,
                 kernel: Int, stride: Int = 1, padding: Int? = nil,
@@ -35,6 +37,9 @@ public struct Conv2d: Sendable {
         }
         self.weight = w
         self.bias = bias ?? [Float](repeating: 0, count: outChannels)
+        let samePadding = self.padding == (1, 1, 1, 1)
+        winograd = kernel == 3 && stride == 1 && samePadding && inChannels >= 16 && outChannels >= 16
+            ? WinogradConv3x3(weight: w, inChannels: inChannels, outChannels: outChannels) : nil
     }
 
     public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
@@ -57,6 +62,19 @@ public struct Conv2d: Sendable {
 
     func forward(_ src: UnsafePointer<Float>, n: Int, h: Int, w: Int,
                  into dst: UnsafeMutablePointer<Float>, workspace: inout Workspace) {
+        if let winograd {
+            // Bound the transformed buffers (16 × tiles × channels) by converting a few images at a time.
+            let tilesPerImage = ((h + 1) / 2) * ((w + 1) / 2)
+            let imagesPerChunk = Swift.max(1, 1024 / tilesPerImage)
+            var first = 0
+            while first < n {
+                let count = Swift.min(imagesPerChunk, n - first)
+                winograd.forward(src + first * h * w * inChannels, n: count, h: h, w: w, bias: bias,
+                                 into: dst + first * h * w * outChannels, workspace: &workspace)
+                first += count
+            }
+            return
+        }
         let (ho, wo) = outputSize(height: h, width: w)
         let rowsTotal = n * ho * wo
         // Start every output row at the bias; the GEMMs accumulate into it.

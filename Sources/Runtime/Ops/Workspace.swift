@@ -20,7 +20,7 @@ public struct Workspace {
 
 /// The distinct temporaries of one layer; two live temporaries must use different slots.
 enum ScratchSlot: Int, CaseIterable {
-    case query, key, value, attended, normalized, residualBranch, feedForward
+    case query, key, value, attended, normalized, residualBranch, feedForward, winogradInput, winogradOutput
 }
 
 /// Raw buffers that only grow; freed with the workspace.
