@@ -51,7 +51,7 @@ public struct Conv2d: Sendable {
         precondition(x.rank == 4 && x.shape[3] == inChannels, "Conv2d expects [N,H,W,\(inChannels)], got \(x.shape)")
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let (ho, wo) = outputSize(height: h, width: w)
-        var out = [Float](repeating: 0, count: n * ho * wo * outChannels)
+        var out = Tensor.uninitializedScalars(n * ho * wo * outChannels)
         x.scalars.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 forward(src.baseAddress!, n: n, h: h, w: w, into: dst.baseAddress!, workspace: &workspace)

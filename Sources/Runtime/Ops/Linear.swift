@@ -38,7 +38,7 @@ public struct Linear: Sendable {
         let rows = x.count / inFeatures
         var outShape = x.shape
         outShape[outShape.count - 1] = outFeatures
-        var out = [Float](repeating: 0, count: rows * outFeatures)
+        var out = Tensor.uninitializedScalars(rows * outFeatures)
         x.scalars.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 apply(rows: rows, input: src.baseAddress!, output: dst.baseAddress!)

@@ -106,7 +106,7 @@ struct TemporalConvStack: Sendable {
 /// Nearest-neighbour upsampling of `[N, H, W, C]` to `(outH, outW)` (PyTorch `nearest`).
 func upsampleNearest(_ x: Tensor, height outH: Int, width outW: Int) -> Tensor {
     let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    var out = [Float](repeating: 0, count: n * outH * outW * c)
+    var out = Tensor.uninitializedScalars(n * outH * outW * c)
     x.scalars.withUnsafeBufferPointer { s in
         out.withUnsafeMutableBufferPointer { d in
             let sp = s.baseAddress!, dp = d.baseAddress!
@@ -130,7 +130,7 @@ func concatChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
     precondition(a.shape.dropLast() == b.shape.dropLast(), "concat: \(a.shape) vs \(b.shape)")
     let ca = a.shape[3], cb = b.shape[3]
     let rows = a.count / ca
-    var out = [Float](repeating: 0, count: rows * (ca + cb))
+    var out = Tensor.uninitializedScalars(rows * (ca + cb))
     a.scalars.withUnsafeBufferPointer { ap in
         b.scalars.withUnsafeBufferPointer { bp in
             out.withUnsafeMutableBufferPointer { op in

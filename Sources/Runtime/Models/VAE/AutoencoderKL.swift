@@ -15,7 +15,7 @@ struct VAEAttention: Sendable {
         let normed = norm(x, samples: images)
         let pixels = x.count / (images * norm.channels)
         var out = x
-        var attended = [Float](repeating: 0, count: x.count)
+        var attended = Tensor.uninitializedScalars(x.count)
         normed.scalars.withUnsafeBufferPointer { np in
             attended.withUnsafeMutableBufferPointer { ap in
                 attention.selfAttention(np.baseAddress!, rows: images * pixels, sequences: images, length: pixels,
