@@ -155,6 +155,39 @@ import Testing
         }
     }
 
+    /// Sharded checkpoints (an `*.index.json` weight map) and `.fp16` variant file names load to
+    /// the same model as the single file.
+    @Test func shardedAndVariantFilesLoadIdentically() throws {
+        let f = try Fixture("tiny-lpb2")
+        let reference = try UNet3DConditionModel(directory: fixtureUNet())
+        let original = try SafeTensorsFile(path: fixtureUNet().appendingPathComponent("diffusion_pytorch_model.safetensors").path)
+
+        let sharded = try copyOfUNet()
+        try FileManager.default.removeItem(at: sharded.appendingPathComponent("diffusion_pytorch_model.safetensors"))
+        let names = original.names
+        var map: [String: String] = [:]
+        for (i, part) in [Array(names.prefix(names.count / 2)), Array(names.dropFirst(names.count / 2))].enumerated() {
+            let shard = "diffusion_pytorch_model-0000\(i + 1)-of-00002.safetensors"
+            try SafeTensorsWriter.write(try part.map { ($0, try original.tensor($0)) }, to: sharded.appendingPathComponent(shard).path)
+            for n in part { map[n] = shard }
+        }
+        try JSONSerialization.data(withJSONObject: ["metadata": [:], "weight_map": map])
+            .write(to: sharded.appendingPathComponent("diffusion_pytorch_model.safetensors.index.json"))
+
+        let variant = try copyOfUNet()
+        try FileManager.default.moveItem(at: variant.appendingPathComponent("diffusion_pytorch_model.safetensors"),
+                                         to: variant.appendingPathComponent("diffusion_pytorch_model.fp16.safetensors"))
+
+        let cond = try reference.conditioning(encoderHiddenStates: f.tensor("unet.encoder_hidden_states"))
+        var ws = Workspace()
+        let expected = try reference(f.tensor("unet.sample"), timesteps: [901, 21], conditioning: cond, workspace: &ws)
+        for dir in [sharded, variant] {
+            let model = try UNet3DConditionModel(directory: dir)
+            let c = try model.conditioning(encoderHiddenStates: f.tensor("unet.encoder_hidden_states"))
+            #expect(try model(f.tensor("unet.sample"), timesteps: [901, 21], conditioning: c, workspace: &ws) == expected)
+        }
+    }
+
     @Test func notAModelFolder() throws {
         #expect(throws: WeightError.self) { _ = try TextToVideoPipeline(modelDirectory: scratch) }
     }
