@@ -31,7 +31,8 @@ public struct GroupNorm: Sendable {
     /// Channels-last rows are processed whole: statistics accumulate per channel across rows
     /// (vectorised along the row), are folded into groups, and normalisation becomes one
     /// per-channel scale and shift over each row. Mean and variance use two passes (no
-    /// E[x²] − E[x]² cancellation); partial sums are in Double.
+    /// E[x²] − E[x]² cancellation); the first pass sums `x − x₀` (x₀: the sample's first row) so
+    /// that a large common offset does not swamp fp32 partial sums; partials combine in Double.
     func forward(_ src: UnsafePointer<Float>, samples: Int, positions: Int,
                  into dst: UnsafeMutablePointer<Float>, silu fuseSiLU: Bool = false) {
         let c = channels, cpg = channels / groups, groups = self.groups
@@ -41,10 +42,10 @@ public struct GroupNorm: Sendable {
         var partial = [Double](repeating: 0, count: jobs * c)
         var mean = [Double](repeating: 0, count: samples * groups)
         var scale = [Float](repeating: 0, count: samples * c)
-        var shift = [Float](repeating: 0, count: samples * c)
+        var means = [Float](repeating: 0, count: samples * c)
         let count = Double(positions * cpg)
 
-        // Pass 1 and 2: per-channel sums of x, then of (x - mean)², in row chunks.
+        // Pass 1 and 2: per-channel sums of x − x₀, then of (x − mean)², in row chunks.
         func channelSums(_ centre: UnsafePointer<Double>?, into out: UnsafeMutablePointer<Double>) {
             parallelChunks(jobs) { range in
                 var acc = [Float](repeating: 0, count: c)
@@ -55,6 +56,9 @@ public struct GroupNorm: Sendable {
                     for j in 0..<c { acc[j] = 0 }
                     if let centre {
                         for j in 0..<c { shiftRow[j] = Float(centre[sIdx * groups + j / cpg]) }
+                    } else {
+                        let first = src + sIdx * positions * c
+                        for j in 0..<c { shiftRow[j] = first[j] }
                     }
                     acc.withUnsafeMutableBufferPointer { a in
                         shiftRow.withUnsafeBufferPointer { sh in
@@ -63,7 +67,7 @@ public struct GroupNorm: Sendable {
                                 if centre != nil {
                                     for j in 0..<c { let d = row[j] - sh[j]; a[j] += d * d }
                                 } else {
-                                    for j in 0..<c { a[j] += row[j] }
+                                    for j in 0..<c { a[j] += row[j] - sh[j] }
                                 }
                             }
                         }
@@ -74,13 +78,17 @@ public struct GroupNorm: Sendable {
         }
         partial.withUnsafeMutableBufferPointer { channelSums(nil, into: $0.baseAddress!) }
         for sIdx in 0..<samples {
+            let first = src + sIdx * positions * c
             for g in 0..<groups {
                 var t = 0.0
                 for chunk in 0..<chunksPerSample {
                     let base = (sIdx * chunksPerSample + chunk) * c + g * cpg
                     for j in 0..<cpg { t += partial[base + j] }
                 }
-                mean[sIdx * groups + g] = t / count
+                // Undo the x₀ shift: every position contributed x₀ of its channel.
+                var shiftSum = 0.0
+                for j in 0..<cpg { shiftSum += Double(first[g * cpg + j]) }
+                mean[sIdx * groups + g] = (t + shiftSum * Double(positions)) / count
             }
         }
         mean.withUnsafeBufferPointer { m in
@@ -97,16 +105,17 @@ public struct GroupNorm: Sendable {
                 let mu = mean[sIdx * groups + g]
                 for j in 0..<cpg {
                     let ch = g * cpg + j
-                    let a = Double(gamma[ch]) * inv
-                    scale[sIdx * c + ch] = Float(a)
-                    shift[sIdx * c + ch] = Float(Double(beta[ch]) - mu * a)
+                    scale[sIdx * c + ch] = Float(Double(gamma[ch]) * inv)
+                    // Subtracting the mean before scaling keeps x·a + b from cancelling large terms.
+                    means[sIdx * c + ch] = Float(mu)
                 }
             }
         }
-        // Pass 3: y = x * scale + shift (+ SiLU), whole rows at a time.
+        // Pass 3: y = (x − mean) · scale + beta (+ SiLU), whole rows at a time.
         scale.withUnsafeBufferPointer { scb in
-            shift.withUnsafeBufferPointer { shb in
-                let sc = scb.baseAddress!, sh = shb.baseAddress!
+          beta.withUnsafeBufferPointer { btb in
+            means.withUnsafeBufferPointer { shb in
+                let sc = scb.baseAddress!, sh = shb.baseAddress!, bt = UnsafeRawPointer(btb.baseAddress!)
                 parallelChunks(samples * positions, minimumChunk: 64) { range in
                     for r in range {
                         let sIdx = r / positions
@@ -116,14 +125,15 @@ public struct GroupNorm: Sendable {
                         while j + 8 <= c {
                             let x = UnsafeRawPointer(row).loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
                             let av = UnsafeRawPointer(a).loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
-                            let bv = UnsafeRawPointer(b).loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
-                            var y = x * av + bv
+                            let mv = UnsafeRawPointer(b).loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
+                            let bv = bt.loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
+                            var y = (x - mv) * av + bv
                             if fuseSiLU { y = vsilu(y) }
                             UnsafeMutableRawPointer(out).storeBytes(of: y, toByteOffset: j * 4, as: FloatV.self)
                             j += 8
                         }
                         while j < c {
-                            var y = row[j] * a[j] + b[j]
+                            var y = (row[j] - b[j]) * a[j] + beta[j]
                             if fuseSiLU { y = silu(y) }
                             out[j] = y
                             j += 1
@@ -131,6 +141,7 @@ public struct GroupNorm: Sendable {
                     }
                 }
             }
+          }
         }
     }
 

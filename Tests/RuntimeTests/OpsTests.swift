@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+@testable import VidrdRuntime
+
+/// Ops against naive definitions computed here in Double, independent of the fast paths.
+@Suite struct OpsTests {
+    var random = SeededRandomSource(seed: 99)
+
+    mutating func randn(_ n: Int) -> [Float] { random.standardNormal(count: n) }
+
+    /// Direct convolution from the definition, channels-last input, PyTorch weight order.
+    func naiveConv(_ x: [Float], n: Int, h: Int, w: Int, cin: Int, weight: [Float], bias: [Float], cout: Int,
+                   k: Int, stride: Int, pad: (Int, Int, Int, Int)) -> [Float] {
+        let ho = (h + pad.0 + pad.2 - k) / stride + 1, wo = (w + pad.1 + pad.3 - k) / stride + 1
+        var out = [Float](repeating: 0, count: n * ho * wo * cout)
+        for img in 0..<n { for oy in 0..<ho { for ox in 0..<wo { for o in 0..<cout {
+            var acc = Double(bias[o])
+            for ky in 0..<k { for kx in 0..<k {
+                let iy = oy * stride + ky - pad.0, ix = ox * stride + kx - pad.1
+                guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                for i in 0..<cin {
+                    acc += Double(x[((img * h + iy) * w + ix) * cin + i]) * Double(weight[((o * cin + i) * k + ky) * k + kx])
+                }
+            } }
+            out[((img * ho + oy) * wo + ox) * cout + o] = Float(acc)
+        } } } }
+        return out
+    }
+
+    @Test(arguments: [(16, 24, 5, 7), (3, 8, 4, 4), (32, 16, 1, 9)])
+    mutating func convolutionMatchesDefinition(cin: Int, cout: Int, h: Int, w: Int) throws {
+        let n = 2
+        let x = randn(n * h * w * cin), weight = randn(cout * cin * 9).map { $0 * 0.2 }, bias = randn(cout)
+        let conv = Conv2d(torchWeight: weight, bias: bias, inChannels: cin, outChannels: cout, kernel: 3)
+        #expect((conv.winograd != nil) == (cin >= 16 && cout >= 16))
+        var ws = Workspace()
+        let out = conv(Tensor(shape: [n, h, w, cin], scalars: x), workspace: &ws)
+        let expected = Tensor(shape: out.shape, scalars: naiveConv(x, n: n, h: h, w: w, cin: cin, weight: weight, bias: bias,
+                                                                   cout: cout, k: 3, stride: 1, pad: (1, 1, 1, 1)))
+        #expect(relativeError(out, expected) < 1e-5)
+    }
+
+    @Test mutating func stridedAsymmetricConvolutionMatchesDefinition() throws {
+        let (n, h, w, cin, cout) = (1, 7, 6, 5, 4)
+        let x = randn(n * h * w * cin), weight = randn(cout * cin * 9), bias = randn(cout)
+        let conv = Conv2d(torchWeight: weight, bias: bias, inChannels: cin, outChannels: cout, kernel: 3, stride: 2,
+                          asymmetricPadding: (0, 0, 1, 1))
+        var ws = Workspace()
+        let out = conv(Tensor(shape: [n, h, w, cin], scalars: x), workspace: &ws)
+        #expect(out.shape == [1, 3, 3, cout])  // (7 + 1 − 3) / 2 + 1 = 3, (6 + 1 − 3) / 2 + 1 = 3
+        let expected = Tensor(shape: out.shape, scalars: naiveConv(x, n: n, h: h, w: w, cin: cin, weight: weight, bias: bias,
+                                                                   cout: cout, k: 3, stride: 2, pad: (0, 0, 1, 1)))
+        #expect(relativeError(out, expected) < 1e-5)
+    }
+
+    @Test mutating func temporalConvMatchesDefinition() throws {
+        let (b, f, p, c) = (2, 5, 3, 4)
+        let x = randn(b * f * p * c), weight = randn(c * c * 3), bias = randn(c)
+        let conv = TemporalConv(torchWeight: weight, bias: bias, inChannels: c, outChannels: c)
+        var out = [Float](repeating: 0, count: x.count)
+        x.withUnsafeBufferPointer { xs in
+            out.withUnsafeMutableBufferPointer { conv.forward(xs.baseAddress!, batch: b, frames: f, pixels: p, into: $0.baseAddress!, accumulate: false) }
+        }
+        for bi in 0..<b { for fi in 0..<f { for pi in 0..<p { for o in 0..<c {
+            var acc = Double(bias[o])
+            for d in 0..<3 where fi + d - 1 >= 0 && fi + d - 1 < f {
+                for i in 0..<c { acc += Double(x[((bi * f + fi + d - 1) * p + pi) * c + i]) * Double(weight[(o * c + i) * 3 + d]) }
+            }
+            #expect(abs(Float(acc) - out[((bi * f + fi) * p + pi) * c + o]) < 1e-4)
+        } } } }
+    }
+
+    @Test mutating func groupNormIsStableFarFromZero() throws {
+        let (samples, positions, channels, groups) = (2, 50, 8, 2)
+        // A common offset 10⁴ standard deviations away from zero: one-pass E[x²] − E[x]², or
+        // x·(γ/σ) + (β − μγ/σ), loses most digits here. (The offset stays where fp32 still
+        // resolves the data: ulp(100)/σ ≈ 8e-4, so no fp32 implementation can beat ~1e-3.)
+        let x = randn(samples * positions * channels).map { 100 + 0.01 * $0 }
+        let gamma = randn(channels), beta = randn(channels)
+        let norm = try GroupNorm(groups: groups, channels: channels, eps: 1e-6, gamma: gamma, beta: beta)
+        let out = norm(Tensor(shape: [samples * positions, channels], scalars: x), samples: samples)
+        let cpg = channels / groups
+        for s in 0..<samples { for g in 0..<groups {
+            var values: [Double] = []
+            for p in 0..<positions { for j in 0..<cpg { values.append(Double(x[(s * positions + p) * channels + g * cpg + j])) } }
+            let mean = values.reduce(0, +) / Double(values.count)
+            let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)
+            for p in 0..<positions { for j in 0..<cpg {
+                let ch = g * cpg + j
+                let expected = (Double(x[(s * positions + p) * channels + ch]) - mean) / (variance + 1e-6).squareRoot()
+                    * Double(gamma[ch]) + Double(beta[ch])
+                #expect(abs(Double(out.scalars[(s * positions + p) * channels + ch]) - expected) < 2e-3 * (1 + abs(expected)))
+            } }
+        } }
+    }
+
+    @Test func vectorisedTranscendentalsMatchLibm() {
+        var worstExp: Float = 0, worstErf: Float = 0
+        var x: Float = -20
+        while x < 20 {
+            let v = FloatV((0..<8).map { x + Float($0) * 0.001 })
+            let e = vexp(v), r = verf(v)
+            for l in 0..<8 {
+                worstExp = max(worstExp, abs(e[l] - Foundation.exp(v[l])) / Foundation.exp(v[l]))
+                worstErf = max(worstErf, abs(r[l] - Foundation.erf(v[l])))
+            }
+            x += 0.0173
+        }
+        #expect(worstExp < 3e-7, "exp relative error \(worstExp)")
+        #expect(worstErf < 5e-7, "erf absolute error \(worstErf)")
+    }
+
+    @Test func softmaxIsStableForHugeScores() {
+        var row: [Float] = [1e4, 1e4 - 1, -1e4, 3, 1e4, 0, 0, 0, 7, 1e4 - 2]
+        row.withUnsafeMutableBufferPointer { softmaxRow($0.baseAddress!, count: $0.count) }
+        #expect(row.allSatisfy { $0.isFinite && $0 >= 0 })
+        #expect(abs(row.reduce(0, +) - 1) < 1e-6)
+        let e0 = 1 / (2 + exp(-1.0) + exp(-2.0))
+        #expect(abs(Double(row[0]) - e0) < 1e-6)
+    }
+
+    @Test func sinusoidalEmbeddingMatchesFormula() {
+        let t = sinusoidalTimestepEmbedding([0, 500], dimension: 6, flipSinToCos: true, downscaleFreqShift: 0)
+        for (n, ts) in [Float(0), 500].enumerated() {
+            for i in 0..<3 {
+                let arg = Double(ts) * exp(-log(10000.0) * Double(i) / 3)
+                #expect(abs(Double(t.scalars[n * 6 + i]) - cos(arg)) < 1e-4)
+                #expect(abs(Double(t.scalars[n * 6 + 3 + i]) - sin(arg)) < 1e-4)
+            }
+        }
+    }
+}
