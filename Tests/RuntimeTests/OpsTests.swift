@@ -59,7 +59,7 @@ import Testing
         let conv = TemporalConv(torchWeight: weight, bias: bias, inChannels: c, outChannels: c)
         var out = [Float](repeating: 0, count: x.count)
         x.withUnsafeBufferPointer { xs in
-            out.withUnsafeMutableBufferPointer { conv.forward(xs.baseAddress!, batch: b, frames: f, pixels: p, into: $0.baseAddress!, accumulate: false) }
+            out.withUnsafeMutableBufferPointer { conv.forward(xs.baseAddress!, batch: b, frames: f, pixels: p, into: $0.baseAddress!) }
         }
         for bi in 0..<b { for fi in 0..<f { for pi in 0..<p { for o in 0..<c {
             var acc = Double(bias[o])

@@ -160,25 +160,14 @@ public struct TemporalConv: Sendable {
         self.outChannels = outChannels
     }
 
-    /// `dst` receives `conv(src)`; `accumulate` adds to what `dst` holds instead of overwriting.
+    /// `dst` receives `conv(src)`.
     func forward(_ src: UnsafePointer<Float>, batch: Int, frames: Int, pixels: Int,
-                 into dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
+                 into dst: UnsafeMutablePointer<Float>) {
         let frameRows = pixels
         let total = batch * frames * frameRows
-        if !accumulate {
-            bias.withUnsafeBufferPointer { b in
-                parallelChunks(total, minimumChunk: 256) { range in
-                    for r in range { (dst + r * outChannels).update(from: b.baseAddress!, count: outChannels) }
-                }
-            }
-        } else {
-            bias.withUnsafeBufferPointer { b in
-                parallelChunks(total, minimumChunk: 256) { range in
-                    for r in range {
-                        let row = dst + r * outChannels
-                        for j in 0..<outChannels { row[j] += b[j] }
-                    }
-                }
+        bias.withUnsafeBufferPointer { b in
+            parallelChunks(total, minimumChunk: 256) { range in
+                for r in range { (dst + r * outChannels).update(from: b.baseAddress!, count: outChannels) }
             }
         }
         for b in 0..<batch {

@@ -94,7 +94,7 @@ struct TemporalConvStack: Sendable {
             tmp.scalars.withUnsafeBufferPointer { src in
                 h.scalars.withUnsafeMutableBufferPointer { dst in
                     conv.forward(src.baseAddress!, batch: g.batch, frames: g.frames, pixels: g.pixels,
-                                 into: dst.baseAddress!, accumulate: false)
+                                 into: dst.baseAddress!)
                 }
             }
         }
