@@ -25,6 +25,27 @@ import Testing
         }
     }
 
+    /// Identical entries (classifier-free guidance) share the computation before the first
+    /// cross-attention; each entry must still equal its own batch-1 forward.
+    @Test func sharedPrefixEqualsSeparateForwards() throws {
+        let f = try Fixture("tiny-nonsquare")
+        let unet = try UNet3DConditionModel(directory: f.component("unet"))
+        let sample = try f.tensor("unet.sample")
+        let first = UNet3DConditionModel.firstEntry(sample)
+        let twice = UNet3DConditionModel.repeatBatch(first, times: 2)
+        let states = try f.tensor("unet.encoder_hidden_states")
+        var ws = Workspace()
+        #expect(UNet3DConditionModel.entriesIdentical(twice, perImageTimesteps: [Float](repeating: 7, count: 2 * sample.shape[2]), batch: 2))
+        let both = try unet(twice, timesteps: [300, 300], conditioning: unet.conditioning(encoderHiddenStates: states), workspace: &ws)
+        let per = states.count / 2
+        for e in 0..<2 {
+            let text = Tensor(shape: [1] + Array(states.shape.dropFirst()), scalars: Array(states.scalars[(e * per)..<((e + 1) * per)]))
+            let single = try unet(first, timesteps: [300], conditioning: unet.conditioning(encoderHiddenStates: text), workspace: &ws)
+            let part = Tensor(shape: single.shape, scalars: Array(both.scalars[(e * single.count)..<((e + 1) * single.count)]))
+            #expect(part.maxAbsDifference(single) < 1e-5)
+        }
+    }
+
     @Test func textConditioningMustMatchBatch() throws {
         let f = try Fixture("tiny-lpb2")
         let unet = try UNet3DConditionModel(directory: f.component("unet"))

@@ -160,17 +160,30 @@ public struct UNet3DConditionModel: Sendable {
         var emb = timeLinear2(Activation.silu(timeLinear1(tProj)))
         emb = Activation.silu(emb)
 
-        var g = ClipGeometry(batch: b, frames: f, height: h, width: wd)
-        var x = ClipLayout.toChannelsLast(sample)
+        // Classifier-free guidance feeds the same latents and timestep twice; only the text differs.
+        // Everything before the first cross-attention is then identical per entry, so it runs
+        // once and is copied when the entries' conditioning first matters.
+        let shared = b > 1 && Self.entriesIdentical(sample, perImageTimesteps: perImage, batch: b)
+        var g = ClipGeometry(batch: shared ? 1 : b, frames: f, height: h, width: wd)
+        var x = ClipLayout.toChannelsLast(shared ? Self.firstEntry(sample) : sample)
+        var stepEmbedding = shared ? Tensor(shape: [f, emb.shape[1]], scalars: Array(emb.scalars.prefix(f * emb.shape[1]))) : emb
         x = convIn(x, workspace: &workspace)
         x = transformerIn(x, geometry: g, workspace: &workspace)
 
         var skips: [Tensor] = [x]
+        func expandToFullBatch() {
+            guard g.batch < b else { return }
+            x = Self.repeatBatch(x, times: b)
+            skips = skips.map { Self.repeatBatch($0, times: b) }
+            stepEmbedding = emb
+            g.batch = b
+        }
         for stage in down {
             for j in 0..<stage.resnets.count {
-                x = stage.resnets[j](x, timeEmbedding: emb, workspace: &workspace)
+                x = stage.resnets[j](x, timeEmbedding: stepEmbedding, workspace: &workspace)
                 x = stage.tempConvs[j](x, geometry: g)
                 if !stage.attentions.isEmpty {
+                    expandToFullBatch()
                     let a = stage.attentions[j]
                     x = a(x, geometry: g, context: conditioning.keyValues[a.contextSlot], workspace: &workspace)
                     x = stage.tempAttentions[j](x, geometry: g, workspace: &workspace)
@@ -183,6 +196,7 @@ public struct UNet3DConditionModel: Sendable {
                 skips.append(x)
             }
         }
+        expandToFullBatch()
 
         x = mid.resnets[0](x, timeEmbedding: emb, workspace: &workspace)
         x = mid.tempConvs[0](x, geometry: g)
@@ -216,5 +230,27 @@ public struct UNet3DConditionModel: Sendable {
         x = normOut(x, samples: g.images, silu: true)
         x = convOut(x, workspace: &workspace)
         return ClipLayout.fromChannelsLast(x, batch: b)
+    }
+
+    static func entriesIdentical(_ sample: Tensor, perImageTimesteps t: [Float], batch: Int) -> Bool {
+        let per = sample.count / batch, frames = t.count / batch
+        for e in 1..<batch {
+            if t[(e * frames)..<((e + 1) * frames)] != t[0..<frames] { return false }
+            if sample.scalars[(e * per)..<((e + 1) * per)] != sample.scalars[0..<per] { return false }
+        }
+        return true
+    }
+
+    static func firstEntry(_ sample: Tensor) -> Tensor {
+        let per = sample.count / sample.shape[0]
+        return Tensor(shape: [1] + Array(sample.shape.dropFirst()), scalars: Array(sample.scalars.prefix(per)))
+    }
+
+    /// `[n, ...]` → `[times·n, ...]` by whole copies.
+    static func repeatBatch(_ t: Tensor, times: Int) -> Tensor {
+        var scalars = [Float]()
+        scalars.reserveCapacity(t.count * times)
+        for _ in 0..<times { scalars.append(contentsOf: t.scalars) }
+        return Tensor(shape: [t.shape[0] * times] + Array(t.shape.dropFirst()), scalars: scalars)
     }
 }
