@@ -47,6 +47,18 @@ final class WeightLoader {
         self.init(component: dir.lastPathComponent, files: files, ignorable: ignorable)
     }
 
+    /// Reads a component folder's `config.json` and weights, builds the model, and requires
+    /// that the checkpoint was consumed exactly.
+    static func loadComponent<Model>(_ directory: URL, baseName: String,
+                                     ignorable: @escaping (String) -> Bool = { _ in false },
+                                     build: (ModelConfig, WeightLoader) throws -> Model) throws -> Model {
+        let config = try ModelConfig(path: directory.appendingPathComponent("config.json").path)
+        let loader = try WeightLoader(componentDirectory: directory, baseName: baseName, ignorable: ignorable)
+        let model = try build(config, loader)
+        try loader.finish()
+        return model
+    }
+
     func has(_ name: String) -> Bool { owner[name] != nil }
 
     /// The tensor `name` as fp32, checked against `shape`. A missing or misshapen tensor is

@@ -44,12 +44,11 @@ public struct CLIPTextModel: Sendable {
     let finalNorm: LayerNorm
 
     public init(directory: URL) throws {
-        let config = try ModelConfig(path: directory.appendingPathComponent("config.json").path)
         // position_ids is a non-persistent buffer that older exports saved; it carries no weights.
-        let loader = try WeightLoader(componentDirectory: directory, baseName: "model",
-                                      ignorable: { $0.hasSuffix("embeddings.position_ids") })
-        try self.init(configuration: CLIPTextConfiguration(config: config), weights: loader)
-        try loader.finish()
+        self = try WeightLoader.loadComponent(directory, baseName: "model",
+                                              ignorable: { $0.hasSuffix("embeddings.position_ids") }) { config, weights in
+            try CLIPTextModel(configuration: CLIPTextConfiguration(config: config), weights: weights)
+        }
     }
 
     init(configuration c: CLIPTextConfiguration, weights w: WeightLoader) throws {

@@ -11,6 +11,22 @@ public struct UNet3DConditionModel: Sendable {
         var attentions: [SpatialTransformer]       // empty for plain blocks
         var tempAttentions: [TemporalTransformer]  // empty for plain blocks
         var resample: Conv2d?                      // down: stride-2 conv; up: conv after nearest ×2
+
+        var crossAttends: Bool { !attentions.isEmpty }
+
+        /// ResNet and Temp-Conv of layer `j` (the part that does not read the text).
+        func convolutions(_ j: Int, _ x: Tensor, geometry g: ClipGeometry, timeEmbedding: Tensor,
+                          workspace ws: inout Workspace) -> Tensor {
+            tempConvs[j](resnets[j](x, timeEmbedding: timeEmbedding, workspace: &ws), geometry: g)
+        }
+
+        /// Spatial (text) and temporal attention of layer `j`.
+        func attention(_ j: Int, _ x: Tensor, geometry g: ClipGeometry, conditioning: TextConditioning,
+                       workspace ws: inout Workspace) -> Tensor {
+            let a = attentions[j]
+            let h = a(x, geometry: g, context: conditioning.keyValues[a.contextSlot], workspace: &ws)
+            return tempAttentions[j](h, geometry: g, workspace: &ws)
+        }
     }
 
     let convIn: Conv2d
@@ -26,10 +42,9 @@ public struct UNet3DConditionModel: Sendable {
     let crossAttentionLayers: [AttentionLayer]
 
     public init(directory: URL) throws {
-        let config = try ModelConfig(path: directory.appendingPathComponent("config.json").path)
-        let loader = try WeightLoader(componentDirectory: directory, baseName: "diffusion_pytorch_model")
-        try self.init(configuration: UNet3DConfiguration(config: config), weights: loader)
-        try loader.finish()
+        self = try WeightLoader.loadComponent(directory, baseName: "diffusion_pytorch_model") { config, weights in
+            try UNet3DConditionModel(configuration: UNet3DConfiguration(config: config), weights: weights)
+        }
     }
 
     init(configuration c: UNet3DConfiguration, weights w: WeightLoader) throws {
@@ -54,6 +69,17 @@ public struct UNet3DConditionModel: Sendable {
             try TemporalTransformer(w, prefix, channels: channels, heads: channels / headDim, headDim: headDim, groups: groups)
         }
 
+        // One layer of a 3-D block: ResNet → Temp-Conv (→ spatial transformer → temporal transformer).
+        func addLayer(to s: inout Stage, _ p: String, _ j: Int, in inC: Int, out outC: Int, crossAttention: Bool) throws {
+            s.resnets.append(try ResnetBlock2D(w, "\(p).resnets.\(j)", in: inC, out: outC,
+                                               timeChannels: temb, groups: groups, eps: eps))
+            s.tempConvs.append(try .unet(w, "\(p).temp_convs.\(j)", channels: outC, groups: groups))
+            if crossAttention {
+                s.attentions.append(try crossAttn("\(p).attentions.\(j)", channels: outC))
+                s.tempAttentions.append(try tempAttn("\(p).temp_attentions.\(j)", channels: outC))
+            }
+        }
+
         var down: [Stage] = []
         var outC = ch[0]
         for (i, type) in c.downBlockTypes.enumerated() {
@@ -61,14 +87,8 @@ public struct UNet3DConditionModel: Sendable {
             outC = ch[i]
             var s = Stage(resnets: [], tempConvs: [], attentions: [], tempAttentions: [], resample: nil)
             for j in 0..<c.layersPerBlock {
-                let p = "down_blocks.\(i)"
-                s.resnets.append(try ResnetBlock2D(w, "\(p).resnets.\(j)", in: j == 0 ? inC : outC, out: outC,
-                                                   timeChannels: temb, groups: groups, eps: eps))
-                s.tempConvs.append(try .unet(w, "\(p).temp_convs.\(j)", channels: outC, groups: groups))
-                if type == .crossAttention {
-                    s.attentions.append(try crossAttn("\(p).attentions.\(j)", channels: outC))
-                    s.tempAttentions.append(try tempAttn("\(p).temp_attentions.\(j)", channels: outC))
-                }
+                try addLayer(to: &s, "down_blocks.\(i)", j, in: j == 0 ? inC : outC, out: outC,
+                             crossAttention: type == .crossAttention)
             }
             if i < ch.count - 1 {
                 s.resample = try w.conv2d("down_blocks.\(i).downsamplers.0.conv", in: outC, out: outC, kernel: 3, stride: 2, padding: 1)
@@ -100,13 +120,7 @@ public struct UNet3DConditionModel: Sendable {
             for j in 0..<layers {
                 let skipC = j == layers - 1 ? inC : outC
                 let resIn = j == 0 ? prevC : outC
-                s.resnets.append(try ResnetBlock2D(w, "\(p).resnets.\(j)", in: resIn + skipC, out: outC,
-                                                   timeChannels: temb, groups: groups, eps: eps))
-                s.tempConvs.append(try .unet(w, "\(p).temp_convs.\(j)", channels: outC, groups: groups))
-                if type == .crossAttention {
-                    s.attentions.append(try crossAttn("\(p).attentions.\(j)", channels: outC))
-                    s.tempAttentions.append(try tempAttn("\(p).temp_attentions.\(j)", channels: outC))
-                }
+                try addLayer(to: &s, p, j, in: resIn + skipC, out: outC, crossAttention: type == .crossAttention)
             }
             if i < ch.count - 1 {
                 s.resample = try w.conv2d("\(p).upsamplers.0.conv", in: outC, out: outC, kernel: 3)
@@ -180,13 +194,10 @@ public struct UNet3DConditionModel: Sendable {
         }
         for stage in down {
             for j in 0..<stage.resnets.count {
-                x = stage.resnets[j](x, timeEmbedding: stepEmbedding, workspace: &workspace)
-                x = stage.tempConvs[j](x, geometry: g)
-                if !stage.attentions.isEmpty {
+                x = stage.convolutions(j, x, geometry: g, timeEmbedding: stepEmbedding, workspace: &workspace)
+                if stage.crossAttends {
                     expandToFullBatch()
-                    let a = stage.attentions[j]
-                    x = a(x, geometry: g, context: conditioning.keyValues[a.contextSlot], workspace: &workspace)
-                    x = stage.tempAttentions[j](x, geometry: g, workspace: &workspace)
+                    x = stage.attention(j, x, geometry: g, conditioning: conditioning, workspace: &workspace)
                 }
                 skips.append(x)
             }
@@ -198,24 +209,16 @@ public struct UNet3DConditionModel: Sendable {
         }
         expandToFullBatch()
 
-        x = mid.resnets[0](x, timeEmbedding: emb, workspace: &workspace)
-        x = mid.tempConvs[0](x, geometry: g)
-        let ma = mid.attentions[0]
-        x = ma(x, geometry: g, context: conditioning.keyValues[ma.contextSlot], workspace: &workspace)
-        x = mid.tempAttentions[0](x, geometry: g, workspace: &workspace)
-        x = mid.resnets[1](x, timeEmbedding: emb, workspace: &workspace)
-        x = mid.tempConvs[1](x, geometry: g)
+        x = mid.convolutions(0, x, geometry: g, timeEmbedding: emb, workspace: &workspace)
+        x = mid.attention(0, x, geometry: g, conditioning: conditioning, workspace: &workspace)
+        x = mid.convolutions(1, x, geometry: g, timeEmbedding: emb, workspace: &workspace)
 
         for stage in up {
             for j in 0..<stage.resnets.count {
                 let skip = skips.removeLast()
-                x = concatChannels(x, skip)
-                x = stage.resnets[j](x, timeEmbedding: emb, workspace: &workspace)
-                x = stage.tempConvs[j](x, geometry: g)
-                if !stage.attentions.isEmpty {
-                    let a = stage.attentions[j]
-                    x = a(x, geometry: g, context: conditioning.keyValues[a.contextSlot], workspace: &workspace)
-                    x = stage.tempAttentions[j](x, geometry: g, workspace: &workspace)
+                x = stage.convolutions(j, concatChannels(x, skip), geometry: g, timeEmbedding: emb, workspace: &workspace)
+                if stage.crossAttends {
+                    x = stage.attention(j, x, geometry: g, conditioning: conditioning, workspace: &workspace)
                 }
             }
             if let conv = stage.resample {

@@ -118,10 +118,9 @@ public struct AutoencoderKL: Sendable {
     let decoderConvOut: Conv2d
 
     public init(directory: URL) throws {
-        let config = try ModelConfig(path: directory.appendingPathComponent("config.json").path)
-        let loader = try WeightLoader(componentDirectory: directory, baseName: "diffusion_pytorch_model")
-        try self.init(configuration: AutoencoderKLConfiguration(config: config), weights: loader)
-        try loader.finish()
+        self = try WeightLoader.loadComponent(directory, baseName: "diffusion_pytorch_model") { config, weights in
+            try AutoencoderKL(configuration: AutoencoderKLConfiguration(config: config), weights: weights)
+        }
     }
 
     init(configuration c: AutoencoderKLConfiguration, weights w: WeightLoader) throws {
