@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "vidrd", targets: ["vidrd"]),
         // The example C noise-strategy plugin (docs/PLUGINS.md), loaded by the plugin tests.
         .library(name: "VidrdExamplePlugin", type: .dynamic, targets: ["VidrdExamplePlugin"]),
+        .library(name: "VidrdExamplePluginSwift", type: .dynamic, targets: ["VidrdExamplePluginSwift"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -51,6 +52,7 @@ let package = Package(
         .target(name: "CVidrdPlugin", path: "Sources/CVidrdPlugin"),
         .target(name: "VidrdPlugins", dependencies: ["VidrdRuntime", "CVidrdPlugin"], path: "Sources/Plugins"),
         .target(name: "VidrdExamplePlugin", dependencies: ["CVidrdPlugin"], path: "Examples/ExamplePluginC"),
+        .target(name: "VidrdExamplePluginSwift", dependencies: ["CVidrdPlugin"], path: "Examples/ExamplePluginSwift"),
         .target(
             name: "VidrdDaemon",
             dependencies: [
@@ -71,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "vidrd-client",
             dependencies: [
-                "VidrdClient",
+                "VidrdClient", "VidrdMedia",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/vidrd-client"),
@@ -92,5 +94,9 @@ let package = Package(
         .testTarget(name: "MediaTests", dependencies: ["VidrdMedia"], path: "Tests/MediaTests"),
         .testTarget(name: "PluginsTests", dependencies: ["VidrdPlugins", "VidrdRuntime"], path: "Tests/PluginsTests"),
         .testTarget(name: "ProtocolTests", dependencies: ["VidrdProtocol"], path: "Tests/ProtocolTests"),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["VidrdDaemon", "VidrdClient", "VidrdProtocol", "VidrdMedia", "VidrdPlugins", "VidrdRuntime"],
+            path: "Tests/DaemonTests"),
     ]
 )

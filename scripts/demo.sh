@@ -1,11 +1,49 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine and runs the main job. Until the daemon and the embedded model land,
-# that is one clip generated offline by the Swift runtime from a diffusers model folder.
+# The main job on a fresh machine: install the system libraries, build release, start
+# vidrd-daemon in the background, stream 3 clips with vidrd-client into out/stream/, stop the
+# daemon (SIGTERM: graceful drain).
+#
+#   bash scripts/demo.sh ["prompt"]
+#
+# Model: Models/vidrd-tiny (the embedded model) when present, else $VIDRD_MODEL, else the tiny
+# random-weight test fixture (noise-like frames). Port: $VIDRD_PORT (default 7878). Build folder:
+# $VIDRD_SCRATCH (default .build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+prompt="${1:-a red ball bouncing on grass}"
+port="${VIDRD_PORT:-7878}"
+
 bash scripts/install-deps.sh
-swift build -c release --product vidrd
-model="${VIDRD_MODEL:-Tests/Fixtures/tiny-lpb2/model}"
-.build/release/vidrd clip --model "$model" --prompt "${1:-a red ball bouncing on grass}" \
-  --steps 25 --frames 16 --out out/demo
-echo "open out/demo/clip.webp"
+scratch="${VIDRD_SCRATCH:-.build}"
+swift build -c release --scratch-path "$scratch" --product vidrd-daemon
+swift build -c release --scratch-path "$scratch" --product vidrd-client
+bin="$scratch/release"
+
+model_args=()
+if [ -n "${VIDRD_MODEL:-}" ]; then
+  model_args=(--model "$VIDRD_MODEL")
+elif [ ! -f Models/vidrd-tiny/model_index.json ]; then
+  echo "demo: Models/vidrd-tiny is not here yet; using the random-weight test fixture (noise-like frames)" >&2
+  model_args=(--model Tests/Fixtures/tiny-lpb2/model)
+fi
+
+mkdir -p out
+"$bin/vidrd-daemon" --listen "127.0.0.1:$port" "${model_args[@]}" 2> out/daemon.log &
+daemon=$!
+trap 'kill -TERM $daemon 2>/dev/null || true; wait $daemon 2>/dev/null || true' EXIT
+
+# Wait (bounded) until the daemon answers.
+for _ in $(seq 1 120); do
+  if "$bin/vidrd-client" info --server "127.0.0.1:$port" > /dev/null 2>&1; then break; fi
+  if ! kill -0 $daemon 2>/dev/null; then echo "demo: the daemon exited; see out/daemon.log" >&2; cat out/daemon.log >&2; exit 1; fi
+  sleep 0.5
+done
+
+rm -rf out/stream
+"$bin/vidrd-client" stream --server "127.0.0.1:$port" --prompt "$prompt" --clips 3 --out out/stream \
+  --webp out/stream/stream.webp
+
+kill -TERM $daemon
+wait $daemon
+trap - EXIT
+echo "frames: out/stream/frame_*.webp; animation: out/stream/stream.webp; daemon log: out/daemon.log"

@@ -92,6 +92,8 @@ public enum WireCodec {
             if let v = m.webpQuality { w.u8(11, v) }
             if let v = m.webpLossless { w.bool(12, v) }
             if let v = m.initialCredits { w.u32(13, v) }
+            if let v = m.promptFrames { w.u32(15, v) }
+            if let v = m.emission { w.u8(16, v.rawValue) }
         case .sessionOpened(let m):
             w.u64(3, m.seed)
             w.u32(4, m.steps)
@@ -104,6 +106,8 @@ public enum WireCodec {
             w.u8(11, m.webpQuality)
             w.bool(12, m.webpLossless)
             if let v = m.promptTokens { w.u32(14, v) }
+            if let v = m.promptFrames { w.u32(15, v) }
+            if let v = m.emission { w.u8(16, v.rawValue) }
         case .pull(let credits):
             w.u32(1, credits)
         case .clipStart(let m):
@@ -164,6 +168,7 @@ public enum WireCodec {
         w.u64(6, m.uptimeMs)
         w.u64(7, m.clipsGenerated)
         w.u64(8, m.framesSent)
+        if m.queuedBytes != 0 { w.u64(9, m.queuedBytes) }
         return w
     }
 
@@ -313,7 +318,7 @@ public enum WireCodec {
                 case 2:
                     try r.once(f, "negative_prompt")
                     m.negativePrompt = try r.string(f, "negative_prompt", max: ProtocolLimits.maxPromptBytes)
-                case 3...12: try readSessionParameter(&r, f, into: &m)
+                case 3...12, 15, 16: try readSessionParameter(&r, f, into: &m)
                 case 13:
                     try r.once(f, "initial_credits")
                     m.initialCredits = try r.u32(f, "initial_credits", in: 0...ProtocolLimits.maxCredits)
@@ -329,7 +334,7 @@ public enum WireCodec {
             var tokens: UInt32?
             while let f = try r.next() {
                 switch f.tag {
-                case 3...12: try readSessionParameter(&r, f, into: &m)
+                case 3...12, 15, 16: try readSessionParameter(&r, f, into: &m)
                 case 14: try r.once(f, "prompt_tokens"); tokens = try r.u32(f, "prompt_tokens")
                 default: continue
                 }
@@ -347,7 +352,8 @@ public enum WireCodec {
             return .sessionOpened(
                 SessionOpened(
                     seed: seed, steps: steps, guidance: guidance, framesPerClip: fpc, width: width, height: height,
-                    fps: fps, strategies: chain, webpQuality: quality, webpLossless: lossless, promptTokens: tokens))
+                    fps: fps, strategies: chain, webpQuality: quality, webpLossless: lossless, promptTokens: tokens,
+                    promptFrames: m.promptFrames, emission: m.emission))
 
         case .pull:
             var credits: UInt32?
@@ -512,6 +518,14 @@ public enum WireCodec {
             guard q <= 100 else { throw r.fail(.valueOutOfRange, "field webp_quality = \(q) is outside 0...100") }
             m.webpQuality = q
         case 12: try r.once(f, "webp_lossless"); m.webpLossless = try r.bool(f, "webp_lossless")
+        case 15:
+            try r.once(f, "prompt_frames")
+            m.promptFrames = try r.u32(f, "prompt_frames", in: 0...ProtocolLimits.maxFramesPerClip)
+        case 16:
+            try r.once(f, "emission")
+            let v = try r.u8(f, "emission")
+            guard let e = FrameEmission(rawValue: v) else { throw r.fail(.valueOutOfRange, "field emission = \(v) is outside 1...2") }
+            m.emission = e
         default: break
         }
     }
@@ -532,6 +546,7 @@ public enum WireCodec {
             case 6: try r.once(f, "uptime_ms"); info.uptimeMs = try r.u64(f, "uptime_ms")
             case 7: try r.once(f, "clips_generated"); info.clipsGenerated = try r.u64(f, "clips_generated")
             case 8: try r.once(f, "frames_sent"); info.framesSent = try r.u64(f, "frames_sent")
+            case 9: try r.once(f, "queued_bytes"); info.queuedBytes = try r.u64(f, "queued_bytes")
             default: continue
             }
         }

@@ -104,12 +104,15 @@ public struct ServerInfo: Sendable, Hashable {
     public var uptimeMs: UInt64
     public var clipsGenerated: UInt64
     public var framesSent: UInt64
+    /// Bytes the server holds for sending, summed over all connections (0 is not encoded).
+    public var queuedBytes: UInt64
 
     public init(
         serverName: String, modelName: String, limits: ServerLimits = .defaults,
         activeSessions: UInt32 = 0, activeConnections: UInt32 = 0, uptimeMs: UInt64 = 0,
-        clipsGenerated: UInt64 = 0, framesSent: UInt64 = 0
+        clipsGenerated: UInt64 = 0, framesSent: UInt64 = 0, queuedBytes: UInt64 = 0
     ) {
+        self.queuedBytes = queuedBytes
         self.serverName = serverName
         self.modelName = modelName
         self.limits = limits
@@ -278,13 +281,20 @@ public struct OpenSession: Sendable, Hashable {
     public var webpLossless: Bool?
     /// Credits granted with the request, as if a PULL followed (0...65536).
     public var initialCredits: UInt32?
+    /// M, the frames each clip shares with the previous one (0...frames_per_clip).
+    public var promptFrames: UInt32?
+    /// Which frames of each clip are sent.
+    public var emission: FrameEmission?
 
     public init(
         prompt: String, negativePrompt: String? = nil, seed: UInt64? = nil, steps: UInt32? = nil,
         guidance: Double? = nil, framesPerClip: UInt32? = nil, width: UInt32? = nil, height: UInt32? = nil,
         fps: Double? = nil, strategies: [StrategySpec]? = nil, webpQuality: UInt8? = nil,
-        webpLossless: Bool? = nil, initialCredits: UInt32? = nil
+        webpLossless: Bool? = nil, initialCredits: UInt32? = nil, promptFrames: UInt32? = nil,
+        emission: FrameEmission? = nil
     ) {
+        self.promptFrames = promptFrames
+        self.emission = emission
         self.prompt = prompt
         self.negativePrompt = negativePrompt
         self.seed = seed
@@ -316,11 +326,18 @@ public struct SessionOpened: Sendable, Hashable {
     public var webpLossless: Bool
     /// Number of prompt tokens the text encoder used (after truncation), if the server reports it.
     public var promptTokens: UInt32?
+    /// M, the frames each clip shares with the previous one (optional on the wire; vidrd sends it).
+    public var promptFrames: UInt32?
+    /// Which frames of each clip are sent (optional on the wire; vidrd sends it).
+    public var emission: FrameEmission?
 
     public init(
         seed: UInt64, steps: UInt32, guidance: Double, framesPerClip: UInt32, width: UInt32, height: UInt32,
-        fps: Double, strategies: [StrategySpec], webpQuality: UInt8, webpLossless: Bool, promptTokens: UInt32? = nil
+        fps: Double, strategies: [StrategySpec], webpQuality: UInt8, webpLossless: Bool, promptTokens: UInt32? = nil,
+        promptFrames: UInt32? = nil, emission: FrameEmission? = nil
     ) {
+        self.promptFrames = promptFrames
+        self.emission = emission
         self.seed = seed
         self.steps = steps
         self.guidance = guidance
@@ -333,6 +350,16 @@ public struct SessionOpened: Sendable, Hashable {
         self.webpLossless = webpLossless
         self.promptTokens = promptTokens
     }
+}
+
+/// Which frames of each clip a session sends (OPEN_SESSION / SESSION_OPENED tag 16).
+public enum FrameEmission: UInt8, Sendable, Hashable, CaseIterable {
+    /// All frames of every clip; clip k+1's M prompt frames repeat clip k's last M (reversed).
+    case all = 1
+    /// Clip 0 whole, then only the frames after the M prompt frames of every later clip.
+    case new = 2
+
+    public var name: String { self == .all ? "all" : "new" }
 }
 
 /// CLIP_START (server → client): a clip begins; it consumed one credit.

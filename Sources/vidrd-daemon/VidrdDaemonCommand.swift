@@ -1,10 +1,131 @@
 import ArgumentParser
+import Foundation
+import Logging
 import VidrdDaemon
+import VidrdPlugins
 
 @main
 struct VidrdDaemonCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "vidrd-daemon", abstract: "Streams endless text-to-video clips over TCP.")
+    static let configuration = CommandConfiguration(
+        commandName: "vidrd-daemon",
+        abstract: "Streams endless text-to-video clips over TCP (protocol: docs/PROTOCOL.md).",
+        discussion: """
+            Runs in the foreground; SIGINT/SIGTERM drain it gracefully (clips in progress finish, \
+            then every session ends with UNAVAILABLE); a second signal ends it at once.
+
+            Model: --model DIR, else `model` in --config, else Models/vidrd-tiny under the current \
+            directory or the package root the executable was built in.
+            Config file keys (`key = value`, `#` comments; docs/DAEMON.md):
+            \(DaemonConfiguration.keys.map { "  \($0.key): \($0.help)" }.joined(separator: "\n"))
+
+            Exit status: 0 after a clean drain; 64 usage; 66 model missing or unreadable; \
+            71 cannot listen; 78 bad config or plugins.conf.
+            """)
+
+    @Option(help: "Address to listen on, HOST:PORT (default 127.0.0.1:7878; port 0 picks a free one).")
+    var listen: String?
+
+    @Option(help: "Configuration file (key = value lines).")
+    var config: String?
+
+    @Option(help: "Diffusers model folder (default: Models/vidrd-tiny).")
+    var model: String?
+
+    @Option(help: "plugins.conf (default: ./plugins.conf if present, else the built-in strategies).")
+    var plugins: String?
+
+    @Option(help: "Generation threads (default 1).")
+    var workers: Int?
+
+    @Option(help: "Read the shared secret clients must send from this file (or set VIDRD_TOKEN).")
+    var tokenFile: String?
+
+    @Option(help: "Write the bound port to this file once listening (for scripts using port 0).")
+    var portFile: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
+
     func run() throws {
-        throw ValidationError("the daemon is not implemented yet")
+        var conf = DaemonConfiguration()
+        do {
+            if let config { conf = try DaemonConfiguration(contentsOf: config) }
+            if let listen { try conf.set("listen", listen) }
+            if let workers { try conf.set("workers", String(workers)) }
+            if let tokenFile { try conf.set("token_file", tokenFile) }
+            else if let t = ProcessInfo.processInfo.environment["VIDRD_TOKEN"], !t.isEmpty { try conf.set("token", t) }
+            if let logLevel { try conf.set("log_level", logLevel) }
+            if let problem = conf.validationError() { throw ConfigurationError(message: problem) }
+        } catch let e as ConfigurationError {
+            fail("configuration: \(e)", code: 78)
+        }
+        let level = Logger.Level(rawValue: conf.logLevel ?? "info") ?? .info
+        LoggingSystem.bootstrap { LogfmtLogHandler(label: $0, level: level) }
+        let logger = Logger(label: "vidrd.daemon")
+
+        guard let modelDir = model ?? conf.modelPath ?? Self.defaultModel() else {
+            fail(
+                """
+                no model: pass --model DIR (a diffusers text-to-video folder, e.g. Tests/Fixtures/tiny-lpb2/model). \
+                The embedded default model Models/vidrd-tiny is not in this checkout yet.
+                """, code: 66)
+        }
+        var registry = StrategyRegistry.builtIn()
+        let pluginsPath = plugins ?? conf.pluginsPath ?? (FileManager.default.fileExists(atPath: "plugins.conf") ? "plugins.conf" : nil)
+        if let pluginsPath {
+            do {
+                registry = try StrategyRegistry.load(conf: pluginsPath)
+            } catch {
+                fail("plugins: \(error)", code: 78)
+            }
+        }
+        let engine: GenerationEngine
+        let t0 = Date()
+        do {
+            engine = try GenerationEngine(modelDirectory: URL(fileURLWithPath: modelDir), registry: registry)
+        } catch {
+            fail("cannot load the model at \(modelDir): \(error)", code: 66)
+        }
+        logger.info(
+            "model loaded",
+            metadata: [
+                "path": "\(modelDir)", "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(t0)))",
+                "plugins": "\(pluginsPath ?? "built-in")",
+            ])
+        let daemon: Daemon
+        do {
+            daemon = try Daemon(configuration: conf, engine: engine, logger: logger)
+        } catch {
+            fail("cannot listen on \(conf.listen): \(error)", code: 71)
+        }
+        if let portFile {
+            try? "\(daemon.port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
+        }
+        daemon.run(handleSignals: true)
+    }
+
+    /// Models/vidrd-tiny under the current directory, else under the package root that contains
+    /// the executable (…/.build/<config>/vidrd-daemon).
+    static func defaultModel() -> String? {
+        let fm = FileManager.default
+        var candidates = [fm.currentDirectoryPath]
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<5 {
+            if fm.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
+                candidates.append(dir.path)
+                break
+            }
+            dir = dir.deletingLastPathComponent()
+        }
+        for root in candidates {
+            let path = URL(fileURLWithPath: root).appendingPathComponent("Models/vidrd-tiny").path
+            if fm.fileExists(atPath: path + "/model_index.json") { return path }
+        }
+        return nil
+    }
+
+    func fail(_ message: String, code: Int32) -> Never {
+        FileHandle.standardError.write(Data("vidrd-daemon: \(message)\n".utf8))
+        Foundation.exit(code)
     }
 }

@@ -36,7 +36,7 @@ enum Samples {
 
     static let info = ServerInfo(
         serverName: "vidrd-daemon 0.1.0", modelName: "tiny-ümlaut-模型", limits: .defaults, activeSessions: 3,
-        activeConnections: 2, uptimeMs: 123_456_789, clipsGenerated: 1 << 40, framesSent: .max)
+        activeConnections: 2, uptimeMs: 123_456_789, clipsGenerated: 1 << 40, framesSent: .max, queuedBytes: 4096)
 
     /// One envelope of every message type, several for the richer ones (every optional present and absent).
     static let all: [Envelope] = [
@@ -65,14 +65,16 @@ enum Samples {
                     prompt: "a red fox 🦊 in the snow", negativePrompt: "blurry", seed: .max, steps: 50, guidance: 7.5,
                     framesPerClip: 16, width: 256, height: 128, fps: 7.5,
                     strategies: [fnr, StrategySpec(name: "dsg", params: [StrategyParam("on", .bool(false)), StrategyParam("s", .string(""))])],
-                    webpQuality: 100, webpLossless: true, initialCredits: 65536))),
+                    webpQuality: 100, webpLossless: true, initialCredits: 65536, promptFrames: 4, emission: .new))),
+        Envelope(stream: 4, message: .openSession(OpenSession(prompt: "y", promptFrames: 0, emission: .all))),
         Envelope(stream: 3, message: .openSession(OpenSession(prompt: "x", strategies: []))),
         Envelope(
             stream: .max,
             message: .sessionOpened(
                 SessionOpened(
                     seed: 42, steps: 25, guidance: 9, framesPerClip: 16, width: 64, height: 64, fps: 8,
-                    strategies: [fnr], webpQuality: 80, webpLossless: false, promptTokens: 7))),
+                    strategies: [fnr], webpQuality: 80, webpLossless: false, promptTokens: 7, promptFrames: 1024,
+                    emission: .all))),
         Envelope(
             stream: 1,
             message: .sessionOpened(

@@ -132,6 +132,9 @@ struct ViolationTests {
             openSession { $0.u8(11, 101) },
             openSession { $0.u8(12, 2) },
             openSession { $0.u32(13, 65537) },
+            openSession { $0.u32(15, 1025) },
+            openSession { $0.u8(16, 0) },
+            openSession { $0.u8(16, 3) },
         ]
         for bytes in bad {
             let e = violation(bytes)

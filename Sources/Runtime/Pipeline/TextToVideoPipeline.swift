@@ -63,6 +63,15 @@ public struct TextToVideoPipeline: Sendable {
     public struct Geometry: Sendable, Equatable {
         public var frames: Int, height: Int, width: Int, latentHeight: Int, latentWidth: Int, latentChannels: Int
         public var latentShape: [Int] { [1, latentChannels, frames, latentHeight, latentWidth] }
+
+        public init(frames: Int, height: Int, width: Int, latentHeight: Int, latentWidth: Int, latentChannels: Int) {
+            self.frames = frames
+            self.height = height
+            self.width = width
+            self.latentHeight = latentHeight
+            self.latentWidth = latentWidth
+            self.latentChannels = latentChannels
+        }
     }
 
     public func geometry(for c: Configuration) throws -> Geometry {
@@ -113,6 +122,20 @@ public struct TextToVideoPipeline: Sendable {
     public func denoise<H: DenoiseHooks>(initialNoise: Tensor, prompt: PromptEmbedding, steps: Int, guidanceScale: Float,
                                          hooks: inout H, workspace: inout Workspace,
                                          progress: (StepProgress) -> Bool = { _ in true }) throws -> Tensor {
+        try Self.sample(initialNoise: initialNoise, scheduler: scheduler, steps: steps, guided: prompt.guided,
+                        guidanceScale: guidanceScale, hooks: &hooks, progress: progress) { input, timesteps in
+            try unet(input, timesteps: timesteps, conditioning: prompt.conditioning, workspace: &workspace)
+        }
+    }
+
+    /// The sampler itself, over any noise predictor: `model(input, timesteps)` gets the latents
+    /// (`[2, C, F, h, w]`, the same latents twice, when `guided`; else `[1, …]`) and one timestep per
+    /// batch entry or one per (entry, frame), and returns the noise prediction of the same shape.
+    /// Classifier-free guidance combines entry 0 (unconditional) and entry 1 as diffusers does.
+    public static func sample<H: DenoiseHooks>(initialNoise: Tensor, scheduler: DDIMScheduler, steps: Int, guided: Bool,
+                                               guidanceScale: Float, hooks: inout H,
+                                               progress: (StepProgress) -> Bool = { _ in true },
+                                               model: (Tensor, [Float]) throws -> Tensor) throws -> Tensor {
         guard initialNoise.rank == 5, initialNoise.shape[0] == 1 else {
             throw ModelError.invalidInput("initial noise must be [1, C, F, h, w], got \(initialNoise.shape)")
         }
@@ -120,7 +143,7 @@ public struct TextToVideoPipeline: Sendable {
         var latents = initialNoise
         let shape = latents.shape
         let (channels, frames, plane) = (shape[1], shape[2], shape[3] * shape[4])
-        let batch = prompt.guided ? 2 : 1
+        let batch = guided ? 2 : 1
         for (i, t) in timesteps.enumerated() {
             let previous = scheduler.previousTimestep(t, steps: steps)
             var step = DenoiseStep(index: i, totalSteps: timesteps.count, timestep: t, previousTimestep: previous,
@@ -141,22 +164,25 @@ public struct TextToVideoPipeline: Sendable {
             if batch == 2 {
                 input = Tensor(shape: [2] + Array(latents.shape.dropFirst()), scalars: latents.scalars + latents.scalars)
             }
-            let unetTimesteps: [Float]
+            let modelTimesteps: [Float]
             if let perFrame {
                 let one = perFrame.map { Float($0.timestep) }
-                unetTimesteps = Array([[Float]](repeating: one, count: batch).joined())
+                modelTimesteps = Array([[Float]](repeating: one, count: batch).joined())
             } else {
-                unetTimesteps = [Float](repeating: Float(t), count: batch)
+                modelTimesteps = [Float](repeating: Float(t), count: batch)
             }
-            let out = try unet(input, timesteps: unetTimesteps, conditioning: prompt.conditioning, workspace: &workspace)
+            let out = try model(input, modelTimesteps)
+            guard out.shape == input.shape else {
+                throw ModelError.invalidInput("noise prediction has shape \(out.shape), expected \(input.shape)")
+            }
             let noise: Tensor
             if batch == 2 {
                 let n = latents.count
-                var guided = [Float](repeating: 0, count: n)
+                var guidedNoise = [Float](repeating: 0, count: n)
                 out.scalars.withUnsafeBufferPointer { o in
-                    for j in 0..<n { guided[j] = o[j] + guidanceScale * (o[n + j] - o[j]) }
+                    for j in 0..<n { guidedNoise[j] = o[j] + guidanceScale * (o[n + j] - o[j]) }
                 }
-                noise = Tensor(shape: latents.shape, scalars: guided)
+                noise = Tensor(shape: latents.shape, scalars: guidedNoise)
             } else {
                 noise = out
             }

@@ -1,0 +1,188 @@
+import CUV
+import Foundation
+import VidrdMedia
+import VidrdPlugins
+import VidrdProtocol
+import VidrdRuntime
+
+/// One session's stream of clips. The loop hands it to one worker at a time with a `ClipJob`
+/// (the job queue's lock orders the accesses), so `stream` is never used concurrently.
+final class SessionGenerator: @unchecked Sendable {
+    var stream: VideoStream
+    let compression: WebPCompression
+    let cancelled = CancelFlag()
+
+    init(stream: VideoStream, compression: WebPCompression) {
+        self.stream = stream
+        self.compression = compression
+    }
+}
+
+/// Work for one clip of one session.
+struct ClipJob: Sendable {
+    let sessionKey: UInt64
+    let streamId: UInt32
+    let clipIndex: UInt32
+    let generator: SessionGenerator
+    /// Encodes FRAMEs within the client's announced max_payload.
+    let encoder: FrameEncoder
+    let dispatchedAt: UInt64
+}
+
+/// How a clip job ended.
+enum ClipOutcome: Sendable {
+    case done(frames: Int, queueMicros: UInt64, denoiseMicros: UInt64, decodeMicros: UInt64, encodeMicros: UInt64)
+    case cancelled
+    case failed(StatusCode, String)
+}
+
+/// What workers report to the loop (through the mailbox and `uv_async_send`).
+enum WorkerEvent: Sendable {
+    /// A PROGRESS frame, encoded.
+    case progress(session: UInt64, bytes: [UInt8])
+    /// A FRAME, encoded (header, prefix and WebP bytes).
+    case frame(session: UInt64, bytes: [UInt8])
+    case finished(session: UInt64, ClipOutcome)
+}
+
+/// Worker → loop hand-off: events are appended under a lock and the loop is woken with
+/// `uv_async_send` (which coalesces; the loop drains everything each time).
+final class Mailbox: @unchecked Sendable {
+    private let events = Locked<[WorkerEvent]>([])
+    private let async: UnsafeMutablePointer<uv_async_t>
+
+    init(async: UnsafeMutablePointer<uv_async_t>) { self.async = async }
+
+    func post(_ event: WorkerEvent) {
+        events.withLock { $0.append(event) }
+        uv_async_send(async)
+    }
+
+    func drain() -> [WorkerEvent] {
+        events.withLock { e in
+            let out = e
+            e.removeAll(keepingCapacity: true)
+            return out
+        }
+    }
+}
+
+/// A fixed set of generation threads fed from a queue. The loop only submits a job when it
+/// knows a thread is idle, so the queue never holds more than `count` jobs.
+final class WorkerPool: @unchecked Sendable {
+    let count: Int
+    private let condition = NSCondition()
+    private var queue: [ClipJob] = []
+    private var stopping = false
+    private let exited = DispatchSemaphore(value: 0)
+
+    init(count: Int, mailbox: Mailbox) {
+        self.count = count
+        for i in 0..<count {
+            let thread = Thread { [self] in
+                while let job = self.next() {
+                    ClipRunner.run(job, post: mailbox.post)
+                }
+                self.exited.signal()
+            }
+            thread.name = "vidrd-worker-\(i)"
+            thread.stackSize = 16 << 20
+            thread.start()
+        }
+    }
+
+    func submit(_ job: ClipJob) {
+        condition.lock()
+        queue.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func next() -> ClipJob? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && !stopping { condition.wait() }
+        if queue.isEmpty { return nil }
+        return queue.removeFirst()
+    }
+
+    /// Lets the threads finish their current job and waits for them to exit.
+    func stopAndJoin() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+        for _ in 0..<count { exited.wait() }
+    }
+}
+
+/// Runs one clip: denoise and decode through the session's `VideoStream`, then WebP-encode
+/// each frame and hand it to the loop as soon as it is ready.
+enum ClipRunner {
+    static func run(_ job: ClipJob, post: (WorkerEvent) -> Void) {
+        let key = job.sessionKey
+        let gen = job.generator
+        let started = MonotonicClock.nanoseconds
+        let queueMicros = (started &- job.dispatchedAt) / 1000
+        var lastStep = started
+        func progress(_ phase: VidrdProtocol.Progress.Phase, _ step: Int, _ total: Int) {
+            let message = Message.progress(
+                VidrdProtocol.Progress(clipIndex: job.clipIndex, phase: phase, step: UInt32(step), total: UInt32(max(total, 1))))
+            if let bytes = try? job.encoder.encode(message, stream: job.streamId) {
+                post(.progress(session: key, bytes: bytes))
+            }
+        }
+        do {
+            if gen.cancelled.isSet { throw ModelError.cancelled }
+            let clip = try gen.stream.nextClip { p in
+                lastStep = MonotonicClock.nanoseconds
+                progress(.denoise, p.step, p.totalSteps)
+                if p.step == p.totalSteps { progress(.decode, 0, 1) }
+                return !gen.cancelled.isSet
+            }
+            let decoded = MonotonicClock.nanoseconds
+            let n = clip.frames.shape[0]
+            guard n > 0 else {
+                post(.finished(session: key, .failed(.internal, "clip \(job.clipIndex) emitted no frames")))
+                return
+            }
+            let (h, w) = (clip.frames.shape[1], clip.frames.shape[2])
+            let per = h * w * 3
+            progress(.decode, 1, 1)
+            for i in 0..<n {
+                if gen.cancelled.isSet {
+                    post(.finished(session: key, .cancelled))
+                    return
+                }
+                let image = RGBImage(width: w, height: h, unitFloats: clip.frames.scalars[(i * per)..<((i + 1) * per)])
+                let webp = try WebP.encode(image, compression: gen.compression)
+                let number = UInt64(clip.firstFrameNumber) + UInt64(i)
+                var bytes: [UInt8]
+                do {
+                    bytes = try job.encoder.frameHead(
+                        stream: job.streamId, clipIndex: job.clipIndex, frameIndex: UInt32(i), frameNumber: number,
+                        webpHead: webp.prefix(12), webpCount: webp.count)
+                } catch {
+                    let e = error as Error as? ProtocolError
+                    let tooLarge = e?.kind == .payloadTooLarge || e?.kind == .frameTooLarge
+                    post(.finished(session: key, .failed(tooLarge ? .resourceExhausted : .internal,
+                        "frame \(number): a \(webp.count)-byte WebP does not fit: \(e?.message ?? "\(error)")")))
+                    return
+                }
+                bytes.append(contentsOf: webp)
+                post(.frame(session: key, bytes: bytes))
+            }
+            let done = MonotonicClock.nanoseconds
+            post(
+                .finished(
+                    session: key,
+                    .done(
+                        frames: n, queueMicros: queueMicros, denoiseMicros: (lastStep &- started) / 1000,
+                        decodeMicros: (decoded &- lastStep) / 1000, encodeMicros: (done &- decoded) / 1000)))
+        } catch ModelError.cancelled {
+            post(.finished(session: key, .cancelled))
+        } catch {
+            post(.finished(session: key, .failed(.internal, "generation failed: \(error)")))
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import VidrdRuntime
+
+/// What a `VideoStream` needs from a model: geometry, a hooked denoising loop, and decoding.
+/// `TextToVideoPipeline` is the real one; tests plug in toy denoisers through `ToyBackend`-style
+/// conformances that run the same sampler (`TextToVideoPipeline.sample`) over a cheap model.
+public protocol VideoBackend: Sendable {
+    func geometry(frames: Int, height: Int?, width: Int?) throws -> TextToVideoPipeline.Geometry
+    var scheduler: DDIMScheduler { get }
+    /// Prepares (and may cache) the text conditioning; called before each clip.
+    mutating func prepare(prompt: String, negativePrompt: String, guidanceScale: Float) throws
+    func denoise<H: DenoiseHooks>(initialNoise: Tensor, steps: Int, guidanceScale: Float, hooks: inout H,
+                                  progress: (TextToVideoPipeline.StepProgress) -> Bool) throws -> Tensor
+    /// Latents `[1, C, N, h, w]` → RGB `[N, H, W, 3]` in [0, 1].
+    func decode(latents: Tensor, temporal: Bool) throws -> Tensor
+}
+
+/// `TextToVideoPipeline` as a stream backend (the prompt is encoded once per stream).
+public struct PipelineBackend: VideoBackend {
+    public let pipeline: TextToVideoPipeline
+    var embedding: TextToVideoPipeline.PromptEmbedding?
+    var embeddedFor: (String, String, Float)?
+
+    public init(_ pipeline: TextToVideoPipeline) { self.pipeline = pipeline }
+
+    public var scheduler: DDIMScheduler { pipeline.scheduler }
+
+    public func geometry(frames: Int, height: Int?, width: Int?) throws -> TextToVideoPipeline.Geometry {
+        var c = TextToVideoPipeline.Configuration(prompt: "")
+        c.frames = frames
+        c.height = height
+        c.width = width
+        return try pipeline.geometry(for: c)
+    }
+
+    public mutating func prepare(prompt: String, negativePrompt: String, guidanceScale: Float) throws {
+        if let e = embeddedFor, e == (prompt, negativePrompt, guidanceScale), embedding != nil { return }
+        embedding = try pipeline.encodePrompt(prompt, negativePrompt: negativePrompt, guidanceScale: guidanceScale)
+        embeddedFor = (prompt, negativePrompt, guidanceScale)
+    }
+
+    public func denoise<H: DenoiseHooks>(initialNoise: Tensor, steps: Int, guidanceScale: Float, hooks: inout H,
+                                         progress: (TextToVideoPipeline.StepProgress) -> Bool) throws -> Tensor {
+        guard let embedding else { throw ModelError.invalidInput("prepare(prompt:) was not called") }
+        var ws = Workspace()
+        return try pipeline.denoise(initialNoise: initialNoise, prompt: embedding, steps: steps, guidanceScale: guidanceScale,
+                                    hooks: &hooks, workspace: &ws, progress: progress)
+    }
+
+    public func decode(latents: Tensor, temporal: Bool) throws -> Tensor {
+        var ws = Workspace()
+        return try pipeline.decode(latents: latents, temporal: temporal, workspace: &ws)
+    }
+}

@@ -1,0 +1,136 @@
+import ArgumentParser
+import Foundation
+import VidrdMedia
+import VidrdPlugins
+import VidrdRuntime
+
+/// `vidrd generate`: an endless-video stream without a daemon, through the same `VideoStream`
+/// the daemon uses.
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate K clips of one stream with the VidRD noise strategies; write WebP frames and one animated WebP.")
+
+    @Option(help: "A diffusers model folder (default: Models/vidrd-tiny when it exists).") var model: String?
+    @Option(help: "Text prompt.") var prompt: String
+    @Option(help: "Negative prompt.") var negativePrompt = ""
+    @Option(help: "Number of clips.") var clips = 3
+    @Option(help: "Strategy chain, e.g. fnr,pns,dsg or fnr,pns:alpha=2 (default: plugins.conf's chain).") var strategy: String?
+    @Option(help: "PNS α (needs pns in the chain).") var alpha: Double?
+    @Option(help: "DSG β (needs dsg in the chain).") var beta: Double?
+    @Option(help: "M, prompt frames (default: plugins.conf's, else 4).") var promptFrames: Int?
+    @Option(help: "Emitted frames: all | new (default: plugins.conf's).") var emit: String?
+    @Option(help: "Seed of the default noise generator.") var seed: UInt64 = 0
+    @Option(help: "Replay this noise tape (safetensors, noise.0, noise.1, …) instead of the seed.") var tape: String?
+    @Option(help: "Write the stream's noise draws as a tape to this file.") var recordTape: String?
+    @Option(help: "Denoising steps.") var steps = 50
+    @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance.") var guidance: Float = 10
+    @Option(help: "Frames per clip (N).") var frames = 16
+    @Option(help: "Frame height in pixels (default: the model's native size).") var height: Int?
+    @Option(help: "Frame width in pixels (default: the model's native size).") var width: Int?
+    @Option(help: "plugins.conf to read (default: ./plugins.conf when it exists).") var pluginsConf: String?
+    @Option(help: "Output folder.") var out: String
+    @Flag(help: "Also write each clip's latents and initial noise to OUT/clip_K.safetensors.") var saveLatents = false
+    @Option(help: "WebP quality 0–100 (lossy).") var quality: Float = 90
+    @Flag(help: "Lossless WebP.") var lossless = false
+    @Option(help: "Frames per second of the animated WebP.") var fps: Double = 8
+
+    func validate() throws {
+        guard clips > 0 else { throw ValidationError("--clips must be positive") }
+        guard (0...100).contains(quality) else { throw ValidationError("--quality must be within 0...100") }
+        guard fps > 0 else { throw ValidationError("--fps must be positive") }
+        if let emit, EmissionMode(rawValue: emit) == nil { throw ValidationError("--emit must be all or new") }
+    }
+
+    static func defaultModel(_ given: String?) throws -> String {
+        if let given { return given }
+        if FileManager.default.fileExists(atPath: "Models/vidrd-tiny/model_index.json") { return "Models/vidrd-tiny" }
+        throw ValidationError("--model is required (Models/vidrd-tiny does not exist)")
+    }
+
+    static func registry(_ conf: String?) throws -> StrategyRegistry {
+        if let conf { return try StrategyRegistry.load(conf: conf) }
+        if FileManager.default.fileExists(atPath: "plugins.conf") { return try StrategyRegistry.load(conf: "plugins.conf") }
+        return StrategyRegistry.builtIn()
+    }
+
+    func run() throws {
+        let registry = try Self.registry(pluginsConf)
+        let pipeline = try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: try Self.defaultModel(model)))
+        var c = StreamConfiguration(prompt: prompt, registry: registry)
+        c.negativePrompt = negativePrompt
+        c.seed = seed
+        c.steps = steps
+        c.guidanceScale = guidance
+        c.frames = frames
+        c.height = height
+        c.width = width
+        c.tapePath = tape
+        if let strategy { c.strategies = try StrategySpec.parseList(strategy) }
+        func setParameter(_ strategy: String, _ name: String, _ value: Double, _ flag: String) throws {
+            guard let i = c.strategies.firstIndex(where: { $0.name == strategy }) else {
+                throw ValidationError("\(flag) needs \(strategy) in the chain (\(c.strategies.map(\.name).joined(separator: ",")))")
+            }
+            c.strategies[i].parameters[name] = .double(value)
+        }
+        if let alpha { try setParameter("pns", "alpha", alpha, "--alpha") }
+        if let beta { try setParameter("dsg", "beta", beta, "--beta") }
+        if let promptFrames { c.promptFrames = promptFrames }
+        if let emit { c.emission = EmissionMode(rawValue: emit)! }
+        var stream = try VideoStream(pipeline: pipeline, configuration: c, registry: registry)
+
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let compression: WebPCompression = lossless ? .lossless : .lossy(quality: quality)
+        var animation: AnimatedWebPWriter?
+        var draws: [Tensor] = []
+        let start = Date()
+        FileHandle.standardError.write("chain \(stream.chain.joined(separator: ",")), M = \(c.promptFrames), emit \(c.emission.rawValue)\n".data(using: .utf8)!)
+        for k in 0..<clips {
+            let clip = try stream.nextClip { p in
+                FileHandle.standardError.write("clip \(k) step \(p.step)/\(p.totalSteps)\n".data(using: .utf8)!)
+                return true
+            }
+            draws.append(clip.noiseDraw)
+            let (n, h, w) = (clip.frames.shape[0], clip.frames.shape[1], clip.frames.shape[2])
+            if animation == nil { animation = try AnimatedWebPWriter(width: w, height: h, fps: fps, compression: compression) }
+            for i in 0..<n {
+                let image = RGBImage(width: w, height: h, unitFloats: clip.frames.scalars[(i * h * w * 3)..<((i + 1) * h * w * 3)])
+                try AtomicFile.write(Data(try WebP.encode(image, compression: compression)),
+                                     to: "\(out)/frame_\(String(format: "%05lld", clip.firstFrameNumber + Int64(i))).webp")
+                try animation!.add(image)
+            }
+            if saveLatents {
+                try SafeTensorsWriter.write([("latents", clip.latents), ("initial_noise", clip.initialNoise)],
+                                            to: "\(out)/clip_\(k).safetensors",
+                                            metadata: ["emitted": clip.emittedFrameIndices.map(String.init).joined(separator: ",")])
+            }
+            print("clip \(k): frames \(clip.firstFrameNumber)…\(clip.firstFrameNumber + Int64(n) - 1) (clip frames \(clip.emittedFrameIndices.first.map(String.init) ?? "-")…\(clip.emittedFrameIndices.last.map(String.init) ?? "-"))")
+        }
+        if let animation { try AtomicFile.write(Data(try animation.finish()), to: "\(out)/stream.webp") }
+        if let recordTape { try NoiseTape.write(draws, to: recordTape, metadata: ["seed": "\(seed)", "prompt": prompt]) }
+        print("wrote \(stream.framesEmitted) frames of \(clips) clips to \(out) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+    }
+}
+
+/// `vidrd strategies`: what a session can name.
+struct StrategiesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "strategies", abstract: "List the registered noise strategies (built-ins and plugins.conf's libraries).")
+
+    @Option(help: "plugins.conf to read (default: ./plugins.conf when it exists).") var pluginsConf: String?
+
+    func run() throws {
+        let r = try GenerateCommand.registry(pluginsConf)
+        for s in r.strategies {
+            print("\(s.name)\(s.origin == "built-in" ? "" : "  [\(s.origin)]")\n    \(s.summary)")
+            for p in s.parameters {
+                var range = ""
+                if p.minimum != nil || p.maximum != nil {
+                    range = " in [\(p.minimum.map { "\($0)" } ?? "-∞"), \(p.maximum.map { "\($0)" } ?? "∞")]"
+                }
+                print("    \(p.name): \(p.kind) = \(p.defaultValue)\(range) — \(p.help)")
+            }
+        }
+        print("default chain: \(r.defaultChain.map(\.name).joined(separator: ",")), emit \(r.defaultEmission.rawValue), prompt frames \(r.defaultPromptFrames)")
+    }
+}
