@@ -190,3 +190,21 @@ enum CLIPTokenizerFixture {
         #expect(mismatches == 0)
     }
 }
+
+/// transformers 5 saves tokenizers as `tokenizer.json` only (no vocab.json / merges.txt).
+@Suite struct TokenizerJSONTests {
+    @Test func tokenizerJSONFolderMatchesTransformers() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/tokenizer-json")
+        let tokenizer = try CLIPTokenizer(directory: dir)
+        let data = try Data(contentsOf: dir.appendingPathComponent("cases.json"))
+        let root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let cases = try #require(root["cases"] as? [[String: Any]])
+        #expect(cases.count >= 40)
+        for c in cases {
+            let text = try #require(c["text"] as? String)
+            let ids = try #require(c["ids"] as? [Int]).map { Int32($0) }
+            #expect(tokenizer.encode(text) == ids, "\(String(reflecting: text))")
+        }
+    }
+}

@@ -80,28 +80,49 @@ public struct CLIPTokenizer: Sendable {
         let configURL = directory.appendingPathComponent("tokenizer_config.json")
         let specialURL = directory.appendingPathComponent("special_tokens_map.json")
 
-        // vocab.json
-        let vocabData = try Self.read(vocabURL, required: true)!
-        let vocabObject: Any
-        do {
-            vocabObject = try JSONSerialization.jsonObject(with: vocabData)
-        } catch {
-            throw CLIPTokenizerError.malformedJSON(path: vocabURL.path, reason: "not valid JSON (\(error.localizedDescription))")
-        }
-        guard let vocabDict = vocabObject as? [String: Any] else {
-            throw CLIPTokenizerError.malformedJSON(path: vocabURL.path, reason: "expected an object mapping token strings to ids")
+        // vocab.json + merges.txt, or (as transformers 5 saves tokenizers) tokenizer.json's BPE model.
+        let jsonURL = directory.appendingPathComponent("tokenizer.json")
+        let vocabDict: [String: Any]
+        let mergeLines: [Substring]
+        let mergesSource: URL
+        let vocabSource: URL
+        if !fm.fileExists(atPath: vocabURL.path), fm.fileExists(atPath: jsonURL.path) {
+            (vocabDict, mergeLines) = try Self.readTokenizerJSON(jsonURL)
+            vocabSource = jsonURL
+            mergesSource = jsonURL
+        } else {
+            let vocabData = try Self.read(vocabURL, required: true)!
+            let vocabObject: Any
+            do {
+                vocabObject = try JSONSerialization.jsonObject(with: vocabData)
+            } catch {
+                throw CLIPTokenizerError.malformedJSON(path: vocabURL.path, reason: "not valid JSON (\(error.localizedDescription))")
+            }
+            guard let dict = vocabObject as? [String: Any] else {
+                throw CLIPTokenizerError.malformedJSON(path: vocabURL.path, reason: "expected an object mapping token strings to ids")
+            }
+            vocabDict = dict
+            let mergesData = try Self.read(mergesURL, required: true)!
+            guard let mergesText = String(data: mergesData, encoding: .utf8) else {
+                throw CLIPTokenizerError.unreadableFile(path: mergesURL.path, reason: "not valid UTF-8")
+            }
+            var lines = mergesText.split(separator: "\n", omittingEmptySubsequences: false)
+            if lines.last == "" { lines.removeLast() }  // final newline
+            mergeLines = lines
+            vocabSource = vocabURL
+            mergesSource = mergesURL
         }
         var vocab: [String: Int32] = [:]
         vocab.reserveCapacity(vocabDict.count)
         for (token, value) in vocabDict {
             guard let integer = value as? Int, let id = Int32(exactly: integer), id >= 0 else {
                 throw CLIPTokenizerError.malformedJSON(
-                    path: vocabURL.path, reason: "token \(String(reflecting: token)) has id \(value), expected a non-negative integer")
+                    path: vocabSource.path, reason: "token \(String(reflecting: token)) has id \(value), expected a non-negative integer")
             }
             vocab[token] = id
         }
         guard !vocab.isEmpty else {
-            throw CLIPTokenizerError.malformedJSON(path: vocabURL.path, reason: "the vocabulary is empty")
+            throw CLIPTokenizerError.malformedJSON(path: vocabSource.path, reason: "the vocabulary is empty")
         }
         vocabularySize = vocab.count
 
@@ -117,13 +138,8 @@ public struct CLIPTokenizer: Sendable {
         byteIDs = ids
         byteEndIDs = endIDs
 
-        // merges.txt (same rules as tokenizers' BPE::read_file: "#version" lines skipped, every other line is "a b").
-        let mergesData = try Self.read(mergesURL, required: true)!
-        guard let mergesText = String(data: mergesData, encoding: .utf8) else {
-            throw CLIPTokenizerError.unreadableFile(path: mergesURL.path, reason: "not valid UTF-8")
-        }
-        var lines = mergesText.split(separator: "\n", omittingEmptySubsequences: false)
-        if lines.last == "" { lines.removeLast() }  // final newline
+        // Merges (same rules as tokenizers' BPE::read_file: "#version" lines skipped, every other line is "a b").
+        let lines = mergeLines
         var mergeMap: [UInt64: UInt64] = [:]
         mergeMap.reserveCapacity(lines.count)
         var rank: UInt64 = 0
@@ -132,17 +148,17 @@ public struct CLIPTokenizer: Sendable {
             if line.hasPrefix("#version") { continue }
             let parts = line.split(separator: " ", omittingEmptySubsequences: false)
             guard parts.count == 2 else {
-                throw CLIPTokenizerError.malformedMerge(path: mergesURL.path, line: index + 1, text: String(line))
+                throw CLIPTokenizerError.malformedMerge(path: mergesSource.path, line: index + 1, text: String(line))
             }
             let a = String(parts[0]), b = String(parts[1])
             guard let ia = vocab[a] else {
-                throw CLIPTokenizerError.mergeTokenNotInVocabulary(path: mergesURL.path, line: index + 1, token: a)
+                throw CLIPTokenizerError.mergeTokenNotInVocabulary(path: mergesSource.path, line: index + 1, token: a)
             }
             guard let ib = vocab[b] else {
-                throw CLIPTokenizerError.mergeTokenNotInVocabulary(path: mergesURL.path, line: index + 1, token: b)
+                throw CLIPTokenizerError.mergeTokenNotInVocabulary(path: mergesSource.path, line: index + 1, token: b)
             }
             guard let iab = vocab[a + b] else {
-                throw CLIPTokenizerError.mergeTokenNotInVocabulary(path: mergesURL.path, line: index + 1, token: a + b)
+                throw CLIPTokenizerError.mergeTokenNotInVocabulary(path: mergesSource.path, line: index + 1, token: a + b)
             }
             let key = UInt64(UInt32(ia)) << 32 | UInt64(UInt32(ib))
             // Like tokenizers (a HashMap insert), a repeated pair keeps its last rank.
@@ -640,6 +656,33 @@ public struct CLIPTokenizer: Sendable {
             return s
         }
         return ResolvedTokens(named: named, added: added)
+    }
+
+    /// The BPE vocabulary and merges of a `tokenizers` `tokenizer.json` (merges either as "a b"
+    /// strings or as [a, b] pairs, depending on the library version that wrote it).
+    private static func readTokenizerJSON(_ url: URL) throws -> ([String: Any], [Substring]) {
+        guard let root = try readJSONObject(url) else { throw CLIPTokenizerError.missingFile(path: url.path) }
+        guard let model = root["model"] as? [String: Any], (model["type"] as? String) == "BPE" else {
+            throw CLIPTokenizerError.malformedJSON(path: url.path, reason: "expected a BPE \"model\" object")
+        }
+        guard let vocab = model["vocab"] as? [String: Any] else {
+            throw CLIPTokenizerError.malformedJSON(path: url.path, reason: "model.vocab must be an object mapping token strings to ids")
+        }
+        guard let merges = model["merges"] as? [Any] else {
+            throw CLIPTokenizerError.malformedJSON(path: url.path, reason: "model.merges must be a list")
+        }
+        var lines: [Substring] = []
+        lines.reserveCapacity(merges.count)
+        for (i, m) in merges.enumerated() {
+            if let line = m as? String {
+                lines.append(Substring(line))
+            } else if let pair = m as? [String], pair.count == 2 {
+                lines.append(Substring(pair[0] + " " + pair[1]))
+            } else {
+                throw CLIPTokenizerError.malformedMerge(path: url.path, line: i + 1, text: "\(m)")
+            }
+        }
+        return (vocab, lines)
     }
 
     private static func read(_ url: URL, required: Bool) throws -> Data? {
