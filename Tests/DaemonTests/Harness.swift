@@ -35,7 +35,7 @@ final class TestDaemon: @unchecked Sendable {
     let daemon: Daemon
     var port: UInt16 { daemon.port }
 
-    init(_ configure: (inout DaemonConfiguration) -> Void = { _ in }) throws {
+    init(engine: GenerationEngine = Fixture.engine, _ configure: (inout DaemonConfiguration) -> Void = { _ in }) throws {
         var c = DaemonConfiguration()
         c.listen = ListenAddress(host: "127.0.0.1", port: 0)
         c.workers = 1
@@ -51,7 +51,7 @@ final class TestDaemon: @unchecked Sendable {
         let logger = Logger(label: "vidrd.test") { label in
             level.map { LogfmtLogHandler(label: label, level: $0) as LogHandler } ?? SwiftLogNoOpLogHandler()
         }
-        daemon = try Daemon(configuration: c, engine: Fixture.engine, logger: logger)
+        daemon = try Daemon(configuration: c, engine: engine, logger: logger)
         daemon.start()
     }
 
