@@ -56,16 +56,9 @@ struct WinogradConv3x3: Sendable {
                         let iy = 2 * ty - 1 + py
                         for px in 0..<4 {
                             let ix = 2 * tx - 1 + px
-                            var vec = FloatV(repeating: 0)
-                            if iy >= 0 && iy < h && ix >= 0 && ix < w {
-                                let p = src + ((img * h + iy) * w + ix) * cin + c
-                                if lanes == 8 {
-                                    vec = UnsafeRawPointer(p).loadUnaligned(as: FloatV.self)
-                                } else {
-                                    for l in 0..<lanes { vec[l] = p[l] }
-                                }
-                            }
-                            patch[py * 4 + px] = vec
+                            let inside = iy >= 0 && iy < h && ix >= 0 && ix < w
+                            patch[py * 4 + px] = inside
+                                ? load(src + ((img * h + iy) * w + ix) * cin + c, lanes) : FloatV(repeating: 0)
                         }
                     }
                     // Rows: r = Bᵀ d.
@@ -111,14 +104,7 @@ struct WinogradConv3x3: Sendable {
                     while c < cout {
                         let lanes = Swift.min(8, cout - c)
                         for xi in 0..<16 {
-                            let p = m + (xi * tiles + tile) * cout + c
-                            if lanes == 8 {
-                                mm[xi] = UnsafeRawPointer(p).loadUnaligned(as: FloatV.self)
-                            } else {
-                                var vec = FloatV(repeating: 0)
-                                for l in 0..<lanes { vec[l] = p[l] }
-                                mm[xi] = vec
-                            }
+                            mm[xi] = load(m + (xi * tiles + tile) * cout + c, lanes)
                         }
                         // Rows: t = Aᵀ M (2×4).
                         for x in 0..<4 {
@@ -142,6 +128,15 @@ struct WinogradConv3x3: Sendable {
               }
             }
         }
+    }
+
+    /// The first `lanes` floats at `p` (the rest zero): channel counts need not be multiples of 8.
+    @inline(__always)
+    private func load(_ p: UnsafePointer<Float>, _ lanes: Int) -> FloatV {
+        if lanes == 8 { return UnsafeRawPointer(p).loadUnaligned(as: FloatV.self) }
+        var vec = FloatV(repeating: 0)
+        for l in 0..<lanes { vec[l] = p[l] }
+        return vec
     }
 
     @inline(__always)
