@@ -66,6 +66,7 @@ let package = Package(
             name: "vidrd-daemon",
             dependencies: [
                 "VidrdDaemon",
+                "VidrdRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

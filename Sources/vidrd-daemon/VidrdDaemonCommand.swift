@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import VidrdDaemon
 import VidrdPlugins
+import VidrdRuntime
 
 @main
 struct VidrdDaemonCommand: ParsableCommand {
@@ -63,11 +64,11 @@ struct VidrdDaemonCommand: ParsableCommand {
         LoggingSystem.bootstrap { LogfmtLogHandler(label: $0, level: level) }
         let logger = Logger(label: "vidrd.daemon")
 
-        guard let modelDir = model ?? conf.modelPath ?? Self.defaultModel() else {
+        guard let modelDir = model ?? conf.modelPath ?? EmbeddedModel.locate()?.path else {
             fail(
                 """
                 no model: pass --model DIR (a diffusers text-to-video folder, e.g. Tests/Fixtures/tiny-lpb2/model). \
-                The embedded default model Models/vidrd-tiny is not in this checkout yet.
+                The embedded default model (Models/vidrd-tiny) was not found under the current directory or the package root.
                 """, code: 66)
         }
         var registry = StrategyRegistry.builtIn()
@@ -102,26 +103,6 @@ struct VidrdDaemonCommand: ParsableCommand {
             try? "\(daemon.port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
         }
         daemon.run(handleSignals: true)
-    }
-
-    /// Models/vidrd-tiny under the current directory, else under the package root that contains
-    /// the executable (…/.build/<config>/vidrd-daemon).
-    static func defaultModel() -> String? {
-        let fm = FileManager.default
-        var candidates = [fm.currentDirectoryPath]
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<5 {
-            if fm.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
-                candidates.append(dir.path)
-                break
-            }
-            dir = dir.deletingLastPathComponent()
-        }
-        for root in candidates {
-            let path = URL(fileURLWithPath: root).appendingPathComponent("Models/vidrd-tiny").path
-            if fm.fileExists(atPath: path + "/model_index.json") { return path }
-        }
-        return nil
     }
 
     func fail(_ message: String, code: Int32) -> Never {

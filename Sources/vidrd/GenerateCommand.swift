@@ -44,8 +44,8 @@ struct GenerateCommand: ParsableCommand {
 
     static func defaultModel(_ given: String?) throws -> String {
         if let given { return given }
-        if FileManager.default.fileExists(atPath: "Models/vidrd-tiny/model_index.json") { return "Models/vidrd-tiny" }
-        throw ValidationError("--model is required (Models/vidrd-tiny does not exist)")
+        if let embedded = EmbeddedModel.locate() { return embedded.path }
+        throw ValidationError("--model is required (\(EmbeddedModel.relativePath) is not in this checkout)")
     }
 
     static func registry(_ conf: String?) throws -> StrategyRegistry {

@@ -13,11 +13,14 @@ struct VidrdCommand: ParsableCommand {
 
 /// Options shared by commands that load a model.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "A diffusers model folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/).")
-    var model: String
+    @Option(name: .long, help: """
+        A diffusers model folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/); \
+        default: the embedded model, Models/vidrd-tiny.
+        """)
+    var model: String?
 
     func load() throws -> TextToVideoPipeline {
-        try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: model))
+        try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: try GenerateCommand.defaultModel(model)))
     }
 }
 

@@ -5,12 +5,13 @@
 #
 #   bash tools/bench/stream_bench.sh [MODEL_DIR] [WORKERS]
 #
-# Defaults: the tiny test fixture, 1 worker. Sessions use the daemon's defaults (the model's native
-# size, 16 frames/clip, 25 steps, guidance 7.5, plugins.conf chain fnr,pns,dsg, emission new).
+# Defaults: the daemon's default model (the embedded Models/vidrd-tiny), 1 worker.
+# Sessions use the daemon's defaults (the model's native
+# size, 16 frames/clip, 25 steps, guidance 7.5, plugins.conf's chain and emission).
 # Build folder: $VIDRD_SCRATCH (default .build). Port: $VIDRD_PORT (default 17901).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-model="${1:-Tests/Fixtures/tiny-lpb2/model}"
+model="${1:-}"
 workers="${2:-1}"
 scratch="${VIDRD_SCRATCH:-.build}"
 port="${VIDRD_PORT:-17901}"
@@ -18,10 +19,12 @@ swift build -c release --scratch-path "$scratch" --product vidrd-daemon >/dev/nu
 swift build -c release --scratch-path "$scratch" --product vidrd-client >/dev/null
 bin="$scratch/release"
 server="127.0.0.1:$port"
-prompt="a red ball bouncing on grass"
+prompt="a red circle moving left on a blue background"
+model_args=()
+[ -n "$model" ] && model_args=(--model "$model")
 
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); model $model; workers $workers"
-"$bin/vidrd-daemon" --model "$model" --listen "$server" --workers "$workers" --log-level warning 2>/tmp/vidrd-bench-daemon.log &
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); model ${model:-default (Models/vidrd-tiny)}; workers $workers"
+"$bin/vidrd-daemon" "${model_args[@]}" --listen "$server" --workers "$workers" --log-level warning 2>/tmp/vidrd-bench-daemon.log &
 daemon=$!
 trap 'kill -TERM $daemon 2>/dev/null || true' EXIT
 for _ in $(seq 1 240); do "$bin/vidrd-client" info --server "$server" >/dev/null 2>&1 && break; sleep 0.5; done
@@ -66,7 +69,7 @@ wait $daemon
 echo "== the same stalled client against a daemon with max_queued_bytes = 262144 and socket_send_buffer = 65536"
 conf=$(mktemp)
 printf 'max_queued_bytes = 262144\nsocket_send_buffer = 65536\n' > "$conf"
-"$bin/vidrd-daemon" --model "$model" --listen "$server" --workers "$workers" --config "$conf" --log-level warning 2>>/tmp/vidrd-bench-daemon.log &
+"$bin/vidrd-daemon" "${model_args[@]}" --listen "$server" --workers "$workers" --config "$conf" --log-level warning 2>>/tmp/vidrd-bench-daemon.log &
 daemon=$!
 for _ in $(seq 1 240); do "$bin/vidrd-client" info --server "$server" >/dev/null 2>&1 && break; sleep 0.5; done
 python3 tools/bench/stalled_client.py "$port" 30 32 32 16 2 &

@@ -51,13 +51,22 @@ def main():
     ap.add_argument("--tokenizer", default=os.path.join(RUNS, "tokenizer"))
     ap.add_argument("--no-ema", action="store_true")
     ap.add_argument("--dtype", default="float16", choices=["float16", "float32"])
+    ap.add_argument("--random-weights", type=int, default=None, metavar="SEED",
+                    help="export the same architecture with freshly initialised weights (the evaluator's baseline)")
     a = ap.parse_args()
     dtype = getattr(torch, a.dtype)
     vae_path = a.vae or next(p for p in (os.path.join(RUNS, "tdec", "vae_temporal"), os.path.join(RUNS, "vae", "vae"))
                              if os.path.exists(p))
-    vae = load_vae(vae_path)
+    if a.random_weights is not None:
+        from common import TEXT_CONFIG, UNET_CONFIG, VAE_CONFIG
+        torch.manual_seed(a.random_weights)
+        vae = TemporalAutoencoderKL.from_autoencoder_kl(AutoencoderKL(**VAE_CONFIG), add_temp_conv=True)
+        unet, te, step = UNet3DConditionModel(**UNET_CONFIG), CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG)), "random"
+        vae_path = "random"
+    else:
+        vae = load_vae(vae_path)
+        unet, te, step = load_unet_te(a.unet_ckpt, ema=not a.no_ema)
     vae.register_to_config(sample_size=64)  # stage-1 run of 2026-11-25 saved the default 32 (tiling hint only)
-    unet, te, step = load_unet_te(a.unet_ckpt, ema=not a.no_ema)
     tok = CLIPTokenizer.from_pretrained(a.tokenizer)
     if os.path.exists(a.out):
         shutil.rmtree(a.out)

@@ -124,6 +124,14 @@ def main():
     ap.add_argument("--until", default=None, help="wall-clock deadline HH:MM (UTC): checkpoint and stop there")
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--init-text", default=None, help="fresh run only: text-encoder weights from pretrain_text.py")
+    ap.add_argument("--init-unet", default=None,
+                    help="fresh run only: start the U-Net from the EMA weights of an earlier unet_ckpt.pt "
+                         "(its denoising prior is kept; cross-attention re-adapts to the new text encoder)")
+    ap.add_argument("--freeze-text", action="store_true",
+                    help="keep the text encoder fixed (the paper freezes its pre-trained CLIP text encoder)")
+    ap.add_argument("--t-high", type=float, default=0.0,
+                    help="fraction of samples whose timestep is drawn from the noisier half [500, 1000): "
+                         "layout and colours are decided there, which is what the prompt controls")
     ap.add_argument("--bench", type=int, default=0, help="time N steps and exit")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -136,8 +144,13 @@ def main():
     if a.init_text and not (a.resume and os.path.exists(os.path.join(a.run, "unet_ckpt.pt"))):
         te.load_state_dict(torch.load(a.init_text, weights_only=False)["te"])
         log(f"text encoder initialised from {a.init_text}")
+    if a.init_unet and not (a.resume and os.path.exists(os.path.join(a.run, "unet_ckpt.pt"))):
+        unet.load_state_dict(torch.load(a.init_unet, weights_only=False)["ema_unet"])
+        log(f"U-Net initialised from the EMA weights in {a.init_unet}")
+    if a.freeze_text:
+        te.requires_grad_(False)
     ema_unet, ema_te = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(te).requires_grad_(False)
-    params = list(unet.parameters()) + list(te.parameters())
+    params = list(unet.parameters()) + ([] if a.freeze_text else list(te.parameters()))
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99))
     sched = DDPMScheduler(**SCHED)
     acp = sched.alphas_cumprod
@@ -154,7 +167,7 @@ def main():
     gen = torch.Generator().manual_seed(a.seed * 7919 + step)
     log(f"unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M, text {sum(p.numel() for p in te.parameters()) / 1e6:.2f} M, "
         f"{data.n} clips, batch {a.batch}x{a.frames} frames stride {a.stride}")
-    unet.train(); te.train()
+    unet.train(); te.train(not a.freeze_text)
     last, t_start = time.time(), time.time()
     deadline = until_epoch(a.until)
     while step < a.steps:
@@ -164,9 +177,13 @@ def main():
         z0, ids = data.batch(rng, a.batch, a.frames, a.stride, empty_ids, a.drop)
         noise = torch.randn(z0.shape, generator=gen)
         t = torch.randint(0, 1000, (a.batch,), generator=gen)
+        if a.t_high > 0:
+            high = torch.rand(a.batch, generator=gen) < a.t_high
+            t = torch.where(high, torch.randint(500, 1000, (a.batch,), generator=gen), t)
         zt = sched.add_noise(z0, noise, t)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(a.bf16)):
-            enc = te(ids)[0]
+            with torch.set_grad_enabled(not a.freeze_text):
+                enc = te(ids)[0]
             pred = unet(zt, t, encoder_hidden_states=enc).sample
         per = F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3, 4))
         w = torch.clamp(snr[t], max=a.snr_gamma) / snr[t]
