@@ -42,6 +42,13 @@ def vocabulary(meta):
 
 
 class VideoClassifier(nn.Module):
+    """Spatio-temporal CNN: full-resolution first layer (objects are 14-28 px wide), 3D convs for
+    motion, mean + max pooling (the object covers 5-15% of the frame, a mean alone dilutes its
+    shape and motion features with the background's), then a small embedding: its FEATURES-d
+    vector is what the Frechet distance compares, small enough to estimate from ~100 clips."""
+
+    FEATURES = 32
+
     def __init__(self, vocab, width=32):
         super().__init__()
         w = width
@@ -50,19 +57,18 @@ class VideoClassifier(nn.Module):
             return nn.Sequential(nn.Conv3d(cin, cout, k, s, tuple(x // 2 for x in k)), nn.GroupNorm(8, cout), nn.SiLU())
 
         self.body = nn.Sequential(
-            block(3, w, (1, 3, 3), (1, 2, 2)),          # 8 x 32 x 32
+            block(3, w, (1, 3, 3), (1, 1, 1)),          # 8 x 64 x 64
+            block(w, w, (1, 3, 3), (1, 2, 2)),          # 8 x 32 x 32
             block(w, 2 * w, (3, 3, 3), (1, 2, 2)),      # 8 x 16 x 16
             block(2 * w, 4 * w, (3, 3, 3), (2, 2, 2)),  # 4 x 8 x 8
             block(4 * w, 4 * w, (3, 3, 3), (2, 2, 2)),  # 2 x 4 x 4
         )
-        self.feature_dim = 8 * w
-        self.heads = nn.ModuleDict({h: nn.Linear(8 * w, len(v)) for h, v in vocab.items()})
+        self.embed = nn.Sequential(nn.Linear(8 * w, self.FEATURES), nn.SiLU())
+        self.heads = nn.ModuleDict({h: nn.Linear(self.FEATURES, len(v)) for h, v in vocab.items()})
 
     def features(self, x):  # x: (b,3,F,64,64) in [-1,1]
-        # mean and max pooling: the object covers 5-15% of the frame, and a mean alone dilutes
-        # its shape and motion features with the background's
         h = self.body(x)
-        return torch.cat([h.mean(dim=(2, 3, 4)), h.amax(dim=(2, 3, 4))], 1)
+        return self.embed(torch.cat([h.mean(dim=(2, 3, 4)), h.amax(dim=(2, 3, 4))], 1))
 
     def forward(self, x):
         f = self.features(x)
@@ -70,11 +76,11 @@ class VideoClassifier(nn.Module):
 
 
 def blur(x, gen):
-    """Random Gaussian blur (sigma 0..1.5 px) + pixel noise: decoded model output is softer than
+    """Random Gaussian blur (sigma 0..1 px) + pixel noise: decoded model output is softer than
     the renderer's anti-aliased edges, and the classifier must judge content, not sharpness."""
     b = x.shape[0]
     out = x.clone()
-    sig = torch.rand(b, generator=gen) * 1.5
+    sig = torch.rand(b, generator=gen)
     for i in range(b):
         if sig[i] < 0.2:
             continue
@@ -102,9 +108,18 @@ def cmd_train(a):
     keep = np.array([i for i, m in enumerate(data.meta) if m["source"] in SOURCES])
     labels = {h: np.array([vocab[h].index(data.meta[i][h]) for i in keep]) for h in HEADS}
     model = VideoClassifier(vocab)
+    seed = a.seed
+    if a.init:
+        # a warm restart (a second cosine cycle) from an earlier run: its vocabulary must match,
+        # and the data order is reseeded so that the second cycle does not replay the first
+        ck = torch.load(a.init, weights_only=False)
+        if ck["vocab"] != vocab:
+            raise SystemExit(f"{a.init}: its label vocabulary differs from this data's")
+        model.load_state_dict(ck["state"])
+        seed = a.seed + 1000 * (1 + ck.get("restarts", 0))
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
-    rng = np.random.default_rng(a.seed)
-    gen = torch.Generator().manual_seed(a.seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
     log(f"evaluator: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, {len(keep)} train clips")
     for step in range(1, a.steps + 1):
         lr = a.lr * 0.5 * (1 + np.cos(np.pi * step / a.steps))
@@ -124,7 +139,9 @@ def cmd_train(a):
             log(f"step {step} loss {loss.item():.3f} " + " ".join(f"{h}={v:.2f}" for h, v in acc.items()))
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     tmp = a.out + ".tmp"
-    torch.save(dict(state=model.state_dict(), vocab=vocab, steps=a.steps, seed=a.seed), tmp)
+    restarts = (1 + ck.get("restarts", 0)) if a.init else 0
+    steps = a.steps + (ck["steps"] if a.init else 0)
+    torch.save(dict(state=model.state_dict(), vocab=vocab, steps=steps, seed=a.seed, restarts=restarts), tmp)
     os.replace(tmp, a.out)
     log(f"wrote {a.out}")
 
@@ -176,7 +193,7 @@ def frechet(f1, f2):
     from scipy import linalg
     mu1, mu2 = f1.mean(0), f2.mean(0)
     s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = linalg.sqrtm(s1 @ s2)
     covmean = covmean.real
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
 
@@ -185,6 +202,20 @@ def inception_score(p):
     py = p.mean(0, keepdims=True)
     kl = (p * (np.log(p + 1e-12) - np.log(py + 1e-12))).sum(1)
     return float(np.exp(kl.mean()))
+
+
+@torch.no_grad()
+def reconstruct(vae_dir, clips):
+    """uint8 (n,F,64,64,3) -> the same through the model's VAE (posterior mean, temporal decode),
+    rounded to uint8 as a generated clip's frames are."""
+    from temporal_vae import TemporalAutoencoderKL
+    vae = TemporalAutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).eval()
+    out = []
+    for c in clips:
+        x = clip_tensor(c[None])[0].permute(1, 0, 2, 3)  # (F,3,64,64)
+        y = vae.decode(vae.encode(x).latent_dist.mode(), num_frames=x.shape[0]).sample.clamp(-1, 1)
+        out.append(((y.permute(0, 2, 3, 1) + 1) * 127.5).round().to(torch.uint8).numpy())
+    return np.stack(out)
 
 
 def score_set(model, vocab, clips, prompts):
@@ -222,9 +253,12 @@ def cmd_score(a):
     rows = [dict(name="real procedural clips (held-out test split)", acc=acc_real,
                  fd=frechet(f_real2, f_real), is_shape=inception_score(p_real["shape"]),
                  is_motion=inception_score(p_real["motion"]))]
-    for spec in a.gen:
-        name, d = spec.split("=", 1)
-        clips = np.stack([read_generated(os.path.join(d, str(p["id"]))) for p in prompts])
+    gens = [(spec.split("=", 1)[0], None, spec.split("=", 1)[1]) for spec in a.gen]
+    if a.vae:  # the ceiling the autoencoder sets: the prompts' real clips, encoded and decoded
+        gens.insert(0, ("the same real clips through the VAE (encode + temporal decode)", reconstruct(a.vae, real), None))
+    for name, clips, d in gens:
+        if clips is None:
+            clips = np.stack([read_generated(os.path.join(d, str(p["id"]))) for p in prompts])
         f, p, acc = score_set(model, vocab, clips, prompts)
         rows.append(dict(name=name, acc=acc, fd=frechet(f_real, f), is_shape=inception_score(p["shape"]),
                          is_motion=inception_score(p["motion"])))
@@ -254,17 +288,19 @@ def main():
     ap.add_argument("--seed", type=int, default=11)
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
-    t.add_argument("--steps", type=int, default=2000)
+    t.add_argument("--steps", type=int, default=1600)
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--out", default=os.path.join(RUNS, "evaluator", "classifier.pt"))
+    t.add_argument("--init", default=None, help="continue from this classifier (warm restart: a new cosine cycle)")
     p = sub.add_parser("prompts")
-    p.add_argument("--n", type=int, default=60)
+    p.add_argument("--n", type=int, default=100)
     p.add_argument("--out", required=True)
     s = sub.add_parser("score")
     s.add_argument("--classifier", default=os.path.join(RUNS, "evaluator", "classifier.pt"))
     s.add_argument("--prompts", required=True)
     s.add_argument("--gen", action="append", default=[], help="NAME=DIR, repeatable")
+    s.add_argument("--vae", default=None, help="also score the real clips reconstructed by this VAE folder (the VAE's ceiling)")
     s.add_argument("--out", required=True)
     a = ap.parse_args()
     dict(train=cmd_train, prompts=cmd_prompts, score=cmd_score)[a.cmd](a)

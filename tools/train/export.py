@@ -55,8 +55,6 @@ def main():
                     help="export the same architecture with freshly initialised weights (the evaluator's baseline)")
     a = ap.parse_args()
     dtype = getattr(torch, a.dtype)
-    vae_path = a.vae or next(p for p in (os.path.join(RUNS, "tdec", "vae_temporal"), os.path.join(RUNS, "vae", "vae"))
-                             if os.path.exists(p))
     if a.random_weights is not None:
         from common import TEXT_CONFIG, UNET_CONFIG, VAE_CONFIG
         torch.manual_seed(a.random_weights)
@@ -64,6 +62,10 @@ def main():
         unet, te, step = UNet3DConditionModel(**UNET_CONFIG), CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG)), "random"
         vae_path = "random"
     else:
+        vae_path = a.vae or next((p for p in (os.path.join(RUNS, "tdec", "vae_temporal"), os.path.join(RUNS, "vae", "vae"))
+                                  if os.path.exists(p)), None)
+        if vae_path is None:
+            raise SystemExit(f"no VAE: pass --vae, or train one under {RUNS} (tdec/vae_temporal or vae/vae)")
         vae = load_vae(vae_path)
         unet, te, step = load_unet_te(a.unet_ckpt, ema=not a.no_ema)
     vae.register_to_config(sample_size=64)  # stage-1 run of 2026-11-25 saved the default 32 (tiling hint only)

@@ -2,7 +2,8 @@
 # Reproduce the embedded model (issue 5) from nothing, on CPU:
 #   data -> tokenizer -> VAE -> U-Net + text encoder (phase A, joint, from scratch)
 #   -> text-encoder pre-training on captions -> U-Net phase B (from phase A's EMA weights, text
-#   encoder frozen) -> temporal-aware decoder -> export Models/vidrd-tiny -> sample sheet.
+#   encoder frozen) -> U-Net phase C (offset noise, from phase B's EMA weights) -> temporal-aware
+#   decoder -> export Models/vidrd-tiny -> sample sheet.
 # Every stage is resumable: re-run this script after an interruption; finished stages are skipped
 # and the running one resumes from its checkpoint.
 #
@@ -21,7 +22,8 @@ VAE_STEPS=${VAE_STEPS:-750}
 UNET_A_STEPS=${UNET_A_STEPS:-2282}   # phase A stop (its cosine schedule is over 4000 steps)
 TEXT_STEPS=${TEXT_STEPS:-400}
 UNET_B_STEPS=${UNET_B_STEPS:-6000}   # phase B schedule length
-UNET_B_STOP=${UNET_B_STOP:-$UNET_B_STEPS}
+UNET_B_STOP=${UNET_B_STOP:-4200}    # phase B stop (the shipped run's loss curve ends there)
+UNET_C_STEPS=${UNET_C_STEPS:-3000}
 TDEC_STEPS=${TDEC_STEPS:-218}
 N="nice -n 19"
 export OMP_WAIT_POLICY=PASSIVE     # niced OpenMP threads must not spin on a shared machine
@@ -35,7 +37,12 @@ $N $PY tools/train/train_unet.py --steps 4000 --stop-step "$UNET_A_STEPS" --resu
 $N $PY tools/train/train_unet.py --run "$RUNS/unet2" --resume \
   --init-unet "$RUNS/unet/unet_ckpt.pt" --init-text "$RUNS/text_pretrain/te.pt" --freeze-text \
   --t-high 0.3 --warmup 100 --steps "$UNET_B_STEPS" --stop-step "$UNET_B_STOP"
+# phase C: offset noise, so that the clip's colours come from the prompt, not from the noise's mean
+# (the shipped run of 2026-12-01 started from the fp16 export of phase B, --init-folder)
+$N $PY tools/train/train_unet.py --run "$RUNS/unet3" --resume \
+  --init-unet "$RUNS/unet2/unet_ckpt.pt" --init-text "$RUNS/text_pretrain/te.pt" --freeze-text \
+  --offset-noise 0.1 --t-high 0.3 --warmup 50 --lr 2e-4 --ema 0.998 --steps "$UNET_C_STEPS"
 $N $PY tools/train/train_temporal_decoder.py --train-spatial --a-disc 0 --batch 3 --threads 1 \
   --steps "$TDEC_STEPS" --resume
-$PY tools/train/export.py --unet-ckpt "$RUNS/unet2/unet_ckpt.pt" --out Models/vidrd-tiny
+$PY tools/train/export.py --unet-ckpt "$RUNS/unet3/unet_ckpt.pt" --out Models/vidrd-tiny
 $N $PY tools/train/sample.py --model Models/vidrd-tiny --out docs/vidrd_tiny_samples.png

@@ -126,6 +126,8 @@ def main():
         vae.load_state_dict(st["vae"]); disc.load_state_dict(st["disc"])
         opt_g.load_state_dict(st["opt_g"]); opt_d.load_state_dict(st["opt_d"])
         step, hist, evals = st["step"], st["hist"], st["evals"]
+        for g, lr in zip(opt_g.param_groups, [a.lr, a.spatial_lr]):
+            g["lr"] = lr  # the command line's rates win over the checkpoint's (a resumed run may change them)
         log(f"resumed at step {step}")
     else:
         vae.eval()

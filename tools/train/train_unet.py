@@ -127,6 +127,17 @@ def main():
     ap.add_argument("--init-unet", default=None,
                     help="fresh run only: start the U-Net from the EMA weights of an earlier unet_ckpt.pt "
                          "(its denoising prior is kept; cross-attention re-adapts to the new text encoder)")
+    ap.add_argument("--init-unet-weights", default="ema_unet", choices=["ema_unet", "unet"],
+                    help="which weights of --init-unet to start from")
+    ap.add_argument("--init-folder", default=None,
+                    help="fresh run only: start the U-Net and the text encoder from an exported model folder "
+                         "(e.g. Models/vidrd-tiny), to fine-tune the shipped weights")
+    ap.add_argument("--offset-noise", type=float, default=0.0,
+                    help="add this much per-(clip, channel) constant noise (Guttenberg's offset noise). With "
+                         "scaled_linear betas the terminal SNR is not zero, and an 8x8x8 latent's noise has a "
+                         "random per-channel mean (std 0.044, i.e. 0.65 after dividing by sqrt(alpha_bar_T)); "
+                         "without the offset the model learns to read the clip's global colour from that mean "
+                         "instead of from the prompt")
     ap.add_argument("--freeze-text", action="store_true",
                     help="keep the text encoder fixed (the paper freezes its pre-trained CLIP text encoder)")
     ap.add_argument("--t-high", type=float, default=0.0,
@@ -145,8 +156,14 @@ def main():
         te.load_state_dict(torch.load(a.init_text, weights_only=False)["te"])
         log(f"text encoder initialised from {a.init_text}")
     if a.init_unet and not (a.resume and os.path.exists(os.path.join(a.run, "unet_ckpt.pt"))):
-        unet.load_state_dict(torch.load(a.init_unet, weights_only=False)["ema_unet"])
-        log(f"U-Net initialised from the EMA weights in {a.init_unet}")
+        unet.load_state_dict(torch.load(a.init_unet, weights_only=False)[a.init_unet_weights])
+        log(f"U-Net initialised from {a.init_unet_weights} in {a.init_unet}")
+    if a.init_folder and not (a.resume and os.path.exists(os.path.join(a.run, "unet_ckpt.pt"))):
+        unet.load_state_dict(UNet3DConditionModel.from_pretrained(
+            os.path.join(a.init_folder, "unet"), torch_dtype=torch.float32).state_dict())
+        te.load_state_dict(CLIPTextModel.from_pretrained(
+            os.path.join(a.init_folder, "text_encoder"), torch_dtype=torch.float32).state_dict())
+        log(f"U-Net and text encoder initialised from {a.init_folder}")
     if a.freeze_text:
         te.requires_grad_(False)
     ema_unet, ema_te = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(te).requires_grad_(False)
@@ -176,6 +193,8 @@ def main():
             g["lr"] = lr
         z0, ids = data.batch(rng, a.batch, a.frames, a.stride, empty_ids, a.drop)
         noise = torch.randn(z0.shape, generator=gen)
+        if a.offset_noise > 0:
+            noise = noise + a.offset_noise * torch.randn(z0.shape[0], z0.shape[1], 1, 1, 1, generator=gen)
         t = torch.randint(0, 1000, (a.batch,), generator=gen)
         if a.t_high > 0:
             high = torch.rand(a.batch, generator=gen) < a.t_high
