@@ -5,12 +5,11 @@
 #
 #   bash scripts/demo.sh ["prompt"]
 #
-# Model: Models/vidrd-tiny (the embedded model) when present, else $VIDRD_MODEL, else the tiny
-# random-weight test fixture (noise-like frames). Port: $VIDRD_PORT (default 7878). Build folder:
-# $VIDRD_SCRATCH (default .build).
+# Model: $VIDRD_MODEL when set, else the daemon's default, the embedded Models/vidrd-tiny.
+# Port: $VIDRD_PORT (default 7878). Build folder: $VIDRD_SCRATCH (default .build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-prompt="${1:-a red ball bouncing on grass}"
+prompt="${1:-a red circle moving left on a blue background}"
 port="${VIDRD_PORT:-7878}"
 
 bash scripts/install-deps.sh
@@ -22,9 +21,6 @@ bin="$scratch/release"
 model_args=()
 if [ -n "${VIDRD_MODEL:-}" ]; then
   model_args=(--model "$VIDRD_MODEL")
-elif [ ! -f Models/vidrd-tiny/model_index.json ]; then
-  echo "demo: Models/vidrd-tiny is not here yet; using the random-weight test fixture (noise-like frames)" >&2
-  model_args=(--model Tests/Fixtures/tiny-lpb2/model)
 fi
 
 mkdir -p out
