@@ -253,12 +253,14 @@ def cmd_score(a):
     rows = [dict(name="real procedural clips (held-out test split)", acc=acc_real,
                  fd=frechet(f_real2, f_real), is_shape=inception_score(p_real["shape"]),
                  is_motion=inception_score(p_real["motion"]))]
-    gens = [(spec.split("=", 1)[0], None, spec.split("=", 1)[1]) for spec in a.gen]
+    sets = []  # (row name, clips loader)
     if a.vae:  # the ceiling the autoencoder sets: the prompts' real clips, encoded and decoded
-        gens.insert(0, ("the same real clips through the VAE (encode + temporal decode)", reconstruct(a.vae, real), None))
-    for name, clips, d in gens:
-        if clips is None:
-            clips = np.stack([read_generated(os.path.join(d, str(p["id"]))) for p in prompts])
+        sets.append(("the same real clips through the VAE (encode + temporal decode)", lambda: reconstruct(a.vae, real)))
+    for spec in a.gen:
+        name, d = spec.split("=", 1)
+        sets.append((name, lambda d=d: np.stack([read_generated(os.path.join(d, str(p["id"]))) for p in prompts])))
+    for name, load in sets:
+        clips = load()
         f, p, acc = score_set(model, vocab, clips, prompts)
         rows.append(dict(name=name, acc=acc, fd=frechet(f_real, f), is_shape=inception_score(p["shape"]),
                          is_motion=inception_score(p["motion"])))
