@@ -219,6 +219,7 @@ class TemporalAutoencoderKL(AutoencoderKL):
         with open(path) as fh:
             cfg = json.load(fh)
         cfg["_class_name"] = "AutoencoderKL"
+        cfg.pop("_name_or_path", None)  # where it was loaded from on the training machine: meaningless elsewhere
         if not cfg.get("add_temp_conv", False):
             cfg.pop("add_temp_conv", None)  # a plain VAE stays a plain AutoencoderKL config
         with open(path, "w") as fh:
