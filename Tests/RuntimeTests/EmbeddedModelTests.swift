@@ -58,11 +58,7 @@ import Testing
     @Test func clipMatchesDiffusersOnTheShippedWeights() throws {
         let f = try Fixture("vidrd-tiny-pipeline")
         let pipeline = try TextToVideoPipeline(modelDirectory: Self.folder)
-        var c = TextToVideoPipeline.Configuration(prompt: try f.string("prompt"))
-        c.negativePrompt = try f.string("negative_prompt")
-        c.steps = try f.int("steps")
-        c.guidanceScale = Float(try f.double("guidance_scale"))
-        c.frames = try f.int("num_frames")
+        let c = try f.pipelineConfiguration()
         var unused = SeededRandomSource(seed: 0)
         let clip = try pipeline.generate(c, initialNoise: try f.tensor("pipe.noise"), random: &unused)
         let torchError = try #require(f.json["torch_fp32_error_vs_float64"] as? [String: Double])

@@ -27,6 +27,19 @@ struct Fixture {
     func int(_ key: String) throws -> Int { try #require(json[key] as? Int) }
     func double(_ key: String) throws -> Double { try #require((json[key] as? NSNumber)?.doubleValue) }
     func string(_ key: String) throws -> String { try #require(json[key] as? String) }
+
+    /// The pipeline request a pipeline fixture recorded (prompt, negative prompt, steps, guidance,
+    /// frames, size), so that Swift runs exactly what diffusers ran.
+    func pipelineConfiguration() throws -> TextToVideoPipeline.Configuration {
+        var c = TextToVideoPipeline.Configuration(prompt: try string("prompt"))
+        c.negativePrompt = try string("negative_prompt")
+        c.steps = try int("steps")
+        c.guidanceScale = Float(try double("guidance_scale"))
+        c.frames = try int("num_frames")
+        c.height = try int("height")
+        c.width = try int("width")
+        return c
+    }
 }
 
 /// Max absolute error relative to the reference's standard deviation: the parity measure used

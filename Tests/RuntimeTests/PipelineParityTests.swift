@@ -8,13 +8,7 @@ import Testing
     func clipMatchesDiffusersPipeline(config: String) throws {
         let f = try Fixture(config)
         let pipeline = try TextToVideoPipeline(modelDirectory: f.model)
-        var c = TextToVideoPipeline.Configuration(prompt: try f.string("prompt"))
-        c.negativePrompt = try f.string("negative_prompt")
-        c.steps = try f.int("steps")
-        c.guidanceScale = Float(try f.double("guidance_scale"))
-        c.frames = try f.int("num_frames")
-        c.height = try f.int("height")
-        c.width = try f.int("width")
+        let c = try f.pipelineConfiguration()
         var steps: [Int] = []
         var unused = SeededRandomSource(seed: 0)
         let clip = try pipeline.generate(c, initialNoise: try f.tensor("pipe.noise"), random: &unused) { p in
