@@ -108,7 +108,7 @@ def cmd_train(a):
     keep = np.array([i for i, m in enumerate(data.meta) if m["source"] in SOURCES])
     labels = {h: np.array([vocab[h].index(data.meta[i][h]) for i in keep]) for h in HEADS}
     model = VideoClassifier(vocab)
-    seed = a.seed
+    restarts, prior_steps = 0, 0
     if a.init:
         # a warm restart (a second cosine cycle) from an earlier run: its vocabulary must match,
         # and the data order is reseeded so that the second cycle does not replay the first
@@ -116,7 +116,8 @@ def cmd_train(a):
         if ck["vocab"] != vocab:
             raise SystemExit(f"{a.init}: its label vocabulary differs from this data's")
         model.load_state_dict(ck["state"])
-        seed = a.seed + 1000 * (1 + ck.get("restarts", 0))
+        restarts, prior_steps = 1 + ck.get("restarts", 0), ck["steps"]
+    seed = a.seed + 1000 * restarts
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -139,9 +140,8 @@ def cmd_train(a):
             log(f"step {step} loss {loss.item():.3f} " + " ".join(f"{h}={v:.2f}" for h, v in acc.items()))
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     tmp = a.out + ".tmp"
-    restarts = (1 + ck.get("restarts", 0)) if a.init else 0
-    steps = a.steps + (ck["steps"] if a.init else 0)
-    torch.save(dict(state=model.state_dict(), vocab=vocab, steps=steps, seed=a.seed, restarts=restarts), tmp)
+    torch.save(dict(state=model.state_dict(), vocab=vocab, steps=prior_steps + a.steps, seed=a.seed,
+                    restarts=restarts), tmp)
     os.replace(tmp, a.out)
     log(f"wrote {a.out}")
 
