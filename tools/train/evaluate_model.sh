@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The model card's numbers (docs/MODEL_CARD.md), reproducible: trains the held-out evaluator
-# (once), picks 100 held-out prompts, generates one 8-frame clip per prompt with the Swift runtime
-# (`vidrd clip`) for the shipped model, the same model decoding frame-wise, and a random-weight model
-# of the same architecture, then scores all of them against the real held-out clips.
+# The model card's numbers (docs/MODEL_CARD.md), reproducible: trains the held-out evaluator (the
+# 3D video classifier and the 2D object-kind classifier, once), picks 100 held-out prompts,
+# generates one 8-frame clip per prompt with the Swift runtime (`vidrd clip`) for the shipped model,
+# the same model decoding frame-wise, and a random-weight model of the same architecture, then
+# scores all of them against the real held-out clips.
 #
 #   swift build -c release && PY=/work/venv/bin/python bash tools/train/evaluate_model.sh
 #
@@ -31,6 +32,9 @@ if [ ! -f "$RUNS/evaluator/classifier.pt" ]; then
   $PY tools/train/evaluator.py --threads 2 train --init "$RUNS/evaluator/classifier_1600.pt" --steps 800 --lr 1e-3 \
     --out "$RUNS/evaluator/classifier.pt"
 fi
+# object kind: a 2D frame classifier (evaluator.py ObjectClassifier), 2,000 steps of 64 frames
+[ -f "$RUNS/evaluator/object.pt" ] ||
+  $PY tools/train/evaluator.py --threads 2 train-object --steps 2000 --out "$RUNS/evaluator/object.pt"
 $PY tools/train/evaluator.py prompts --n "$N" --out "$OUT/prompts.jsonl"
 [ -f "$OUT/random-model/model_index.json" ] || $PY tools/train/export.py --random-weights 0 --tokenizer "$MODEL/tokenizer" --out "$OUT/random-model"
 
@@ -54,6 +58,7 @@ if [ -n "${BASELINE:-}" ]; then  # another model folder to compare, e.g. an earl
 fi
 
 $PY tools/train/evaluator.py score --prompts "$OUT/prompts.jsonl" --vae "$MODEL/vae" \
+  --object-classifier "$RUNS/evaluator/object.pt" \
   --gen "vidrd-tiny=$OUT/gen/trained" \
   --gen "vidrd-tiny, frame-wise decoder=$OUT/gen/framewise" \
   --gen "random weights, same architecture=$OUT/gen/random" "${extra[@]}" \

@@ -75,6 +75,35 @@ class VideoClassifier(nn.Module):
         return f, {h: head(f) for h, head in self.heads.items()}
 
 
+class ObjectClassifier(nn.Module):
+    """Object kind from single frames, averaged over a clip's frames. Kind is a per-frame property,
+    and the 3D net above, which shares a 32-d embedding between six heads, recognises it in only
+    38% of held-out real clips. This 2D net keeps full resolution for two layers (a small object is
+    14 px wide) and never mixes frames, so it trains on 8x more independent samples per second."""
+
+    def __init__(self, n_kinds, width=32):
+        super().__init__()
+        w = width
+
+        def conv(cin, cout, s):
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, s, 1), nn.GroupNorm(8, cout), nn.SiLU())
+
+        self.body = nn.Sequential(conv(3, w, 1), conv(w, w, 1),            # 64 x 64
+                                  conv(w, 2 * w, 2), conv(2 * w, 2 * w, 1),  # 32 x 32
+                                  conv(2 * w, 4 * w, 2), conv(4 * w, 4 * w, 1),  # 16 x 16
+                                  conv(4 * w, 4 * w, 2))                  # 8 x 8
+        self.head = nn.Linear(8 * w, n_kinds)
+
+    def forward(self, x):  # x: (b,3,64,64) in [-1,1] -> logits (b,n_kinds)
+        h = self.body(x)
+        return self.head(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], 1))
+
+    def clip_probs(self, x):  # x: (b,3,F,64,64) -> per-clip probabilities, the mean over frames
+        b, c, f, hh, ww = x.shape
+        p = F.softmax(self(x.permute(0, 2, 1, 3, 4).reshape(b * f, c, hh, ww)), 1)
+        return p.reshape(b, f, -1).mean(1)
+
+
 def blur(x, gen):
     """Random Gaussian blur (sigma 0..1 px) + pixel noise: decoded model output is softer than
     the renderer's anti-aliased edges, and the classifier must judge content, not sharpness."""
@@ -146,6 +175,40 @@ def cmd_train(a):
     log(f"wrote {a.out}")
 
 
+def cmd_train_object(a):
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    data = ClipData(os.path.join(a.data, "train"))
+    kinds = vocabulary(data.meta)["shape"]
+    keep = np.array([i for i, m in enumerate(data.meta) if m["source"] in SOURCES])
+    labels = np.array([kinds.index(data.meta[i]["shape"]) for i in keep])
+    model = ObjectClassifier(len(kinds))
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
+    rng = np.random.default_rng(a.seed)
+    gen = torch.Generator().manual_seed(a.seed)
+    log(f"object classifier: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, {len(keep)} train clips")
+    for step in range(1, a.steps + 1):
+        lr = a.lr * min(1.0, step / 50) * 0.5 * (1 + np.cos(np.pi * step / a.steps))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        j = rng.integers(0, len(keep), a.batch)
+        fr = rng.integers(0, 16, a.batch)
+        x = clip_tensor(np.stack([data.clip(keep[k])[f][None] for k, f in zip(j, fr)]))  # (b,3,1,64,64)
+        x = blur(x, gen)[:, :, 0]
+        logits = model(x)
+        loss = F.cross_entropy(logits, torch.from_numpy(labels[j]))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0 or step == a.steps:
+            log(f"step {step} loss {loss.item():.3f} acc {float((logits.argmax(1).numpy() == labels[j]).mean()):.2f}")
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    tmp = a.out + ".tmp"
+    torch.save(dict(state=model.state_dict(), kinds=kinds, steps=a.steps, seed=a.seed), tmp)
+    os.replace(tmp, a.out)
+    log(f"wrote {a.out}")
+
+
 def cmd_prompts(a):
     """Held-out prompts: the first caption of n test clips of the well-captioned source, chosen with
     a seed and balanced over motions; each line keeps the clip's labels and its test index."""
@@ -179,13 +242,16 @@ def read_generated(d):
 
 
 @torch.no_grad()
-def run_classifier(model, clips, batch=32):
+def run_classifier(model, clips, batch=32, objects=None):
+    """Features and per-head probabilities; with `objects` (an ObjectClassifier) the object-kind
+    probabilities are its frame-averaged ones instead of the 3D net's shape head."""
     feats, probs = [], {h: [] for h in HEADS}
     for i in range(0, len(clips), batch):
-        f, logits = model(clip_tensor(clips[i:i + batch]))
+        x = clip_tensor(clips[i:i + batch])
+        f, logits = model(x)
         feats.append(f)
         for h in HEADS:
-            probs[h].append(F.softmax(logits[h], 1))
+            probs[h].append(objects.clip_probs(x) if h == "shape" and objects is not None else F.softmax(logits[h], 1))
     return torch.cat(feats).double().numpy(), {h: torch.cat(v).double().numpy() for h, v in probs.items()}
 
 
@@ -218,8 +284,8 @@ def reconstruct(vae_dir, clips):
     return np.stack(out)
 
 
-def score_set(model, vocab, clips, prompts):
-    feats, probs = run_classifier(model, clips)
+def score_set(model, vocab, clips, prompts, objects=None):
+    feats, probs = run_classifier(model, clips, objects=objects)
     acc = {h: float(np.mean([vocab[h][k] == p[h] for k, p in zip(probs[h].argmax(1), prompts)])) for h in ALIGN}
     acc["all four"] = float(np.mean([all(vocab[h][probs[h][i].argmax()] == p[h] for h in ALIGN)
                                      for i, p in enumerate(prompts)]))
@@ -233,6 +299,14 @@ def cmd_score(a):
     model = VideoClassifier(vocab)
     model.load_state_dict(ck["state"])
     model.eval()
+    objects = None
+    if a.object_classifier:
+        ok = torch.load(a.object_classifier, weights_only=False)
+        if ok["kinds"] != vocab["shape"]:
+            raise SystemExit(f"{a.object_classifier}: its object kinds differ from {a.classifier}'s")
+        objects = ObjectClassifier(len(ok["kinds"]))
+        objects.load_state_dict(ok["state"])
+        objects.eval()
     prompts = [json.loads(l) for l in open(a.prompts)]
     test = ClipData(os.path.join(a.data, "test"))
     real = np.stack([test.clip(p["test_idx"])[0:(FRAMES - 1) * STRIDE + 1:STRIDE] for p in prompts])
@@ -245,11 +319,14 @@ def cmd_score(a):
     # the classifier's own accuracy on the whole held-out test split (single-object sources)
     keep = [m for m in test.meta if m["source"] in SOURCES]
     all_real = np.stack([test.clip(m["idx"])[0:(FRAMES - 1) * STRIDE + 1:STRIDE] for m in keep])
-    _, probs_all = run_classifier(model, all_real)
+    _, probs_all = run_classifier(model, all_real, objects=objects)
     test_acc = {h: float(np.mean([vocab[h][k] == m[h] for k, m in zip(probs_all[h].argmax(1), keep)])) for h in HEADS}
+    if objects is not None:  # the 3D net's own shape head, for comparison
+        _, probs_3d = run_classifier(model, all_real)
+        test_acc["shape (3D net's head)"] = float(np.mean([vocab["shape"][k] == m["shape"] for k, m in zip(probs_3d["shape"].argmax(1), keep)]))
 
-    f_real, p_real, acc_real = score_set(model, vocab, real, prompts)
-    f_real2, _, _ = score_set(model, vocab, real2, prompts)
+    f_real, p_real, acc_real = score_set(model, vocab, real, prompts, objects)
+    f_real2, _, _ = score_set(model, vocab, real2, prompts, objects)
     rows = [dict(name="real procedural clips (held-out test split)", acc=acc_real,
                  fd=frechet(f_real2, f_real), is_shape=inception_score(p_real["shape"]),
                  is_motion=inception_score(p_real["motion"]))]
@@ -261,7 +338,7 @@ def cmd_score(a):
         sets.append((name, lambda d=d: np.stack([read_generated(os.path.join(d, str(p["id"]))) for p in prompts])))
     for name, load in sets:
         clips = load()
-        f, p, acc = score_set(model, vocab, clips, prompts)
+        f, p, acc = score_set(model, vocab, clips, prompts, objects)
         rows.append(dict(name=name, acc=acc, fd=frechet(f_real, f), is_shape=inception_score(p["shape"]),
                          is_motion=inception_score(p["motion"])))
     result = dict(n_prompts=len(prompts), classifier_test_accuracy=test_acc, chance={h: 1 / len(vocab[h]) for h in ALIGN},
@@ -295,17 +372,23 @@ def main():
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--out", default=os.path.join(RUNS, "evaluator", "classifier.pt"))
     t.add_argument("--init", default=None, help="continue from this classifier (warm restart: a new cosine cycle)")
+    o = sub.add_parser("train-object")
+    o.add_argument("--steps", type=int, default=1500)
+    o.add_argument("--batch", type=int, default=64)
+    o.add_argument("--lr", type=float, default=2e-3)
+    o.add_argument("--out", default=os.path.join(RUNS, "evaluator", "object.pt"))
     p = sub.add_parser("prompts")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--out", required=True)
     s = sub.add_parser("score")
     s.add_argument("--classifier", default=os.path.join(RUNS, "evaluator", "classifier.pt"))
+    s.add_argument("--object-classifier", default=None, help="object kind from this ObjectClassifier (train-object)")
     s.add_argument("--prompts", required=True)
     s.add_argument("--gen", action="append", default=[], help="NAME=DIR, repeatable")
     s.add_argument("--vae", default=None, help="also score the real clips reconstructed by this VAE folder (the VAE's ceiling)")
     s.add_argument("--out", required=True)
     a = ap.parse_args()
-    dict(train=cmd_train, prompts=cmd_prompts, score=cmd_score)[a.cmd](a)
+    {"train": cmd_train, "train-object": cmd_train_object, "prompts": cmd_prompts, "score": cmd_score}[a.cmd](a)
 
 
 if __name__ == "__main__":
