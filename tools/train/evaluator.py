@@ -34,6 +34,7 @@ from common import RUNS, ClipData, log
 
 HEADS = ["shape", "colour", "bg", "texture", "size", "motion"]
 ALIGN = ["shape", "colour", "bg", "motion"]  # what a prompt must control, reported as text alignment
+SHAPE_3D = "shape (3D net's head)"  # reported next to the ObjectClassifier's object kind
 SOURCES = ("well", "short", "long")  # single-object clips: their labels describe the whole frame
 FRAMES, STRIDE = 8, 2  # what the U-Net generates: 8 frames, every 2nd frame of a 16-frame clip
 
@@ -245,14 +246,18 @@ def read_generated(d):
 @torch.no_grad()
 def run_classifier(model, clips, batch=32, objects=None):
     """Features and per-head probabilities; with `objects` (an ObjectClassifier) the object-kind
-    probabilities are its frame-averaged ones instead of the 3D net's shape head."""
-    feats, probs = [], {h: [] for h in HEADS}
+    probabilities are its frame-averaged ones, and the 3D net's own shape head is kept under
+    SHAPE_3D for comparison."""
+    feats, probs = [], {h: [] for h in HEADS + ([SHAPE_3D] if objects is not None else [])}
     for i in range(0, len(clips), batch):
         x = clip_tensor(clips[i:i + batch])
         f, logits = model(x)
         feats.append(f)
         for h in HEADS:
-            probs[h].append(objects.clip_probs(x) if h == "shape" and objects is not None else F.softmax(logits[h], 1))
+            probs[h].append(F.softmax(logits[h], 1))
+        if objects is not None:
+            probs[SHAPE_3D].append(probs["shape"][-1])
+            probs["shape"][-1] = objects.clip_probs(x)
     return torch.cat(feats).double().numpy(), {h: torch.cat(v).double().numpy() for h, v in probs.items()}
 
 
@@ -321,10 +326,12 @@ def cmd_score(a):
     keep = [m for m in test.meta if m["source"] in SOURCES]
     all_real = np.stack([test.clip(m["idx"])[0:(FRAMES - 1) * STRIDE + 1:STRIDE] for m in keep])
     _, probs_all = run_classifier(model, all_real, objects=objects)
-    test_acc = {h: float(np.mean([vocab[h][k] == m[h] for k, m in zip(probs_all[h].argmax(1), keep)])) for h in HEADS}
-    if objects is not None:  # the 3D net's own shape head, for comparison
-        _, probs_3d = run_classifier(model, all_real)
-        test_acc["shape (3D net's head)"] = float(np.mean([vocab["shape"][k] == m["shape"] for k, m in zip(probs_3d["shape"].argmax(1), keep)]))
+
+    def accuracy(head, p):
+        label = "shape" if head == SHAPE_3D else head
+        return float(np.mean([vocab[label][k] == m[label] for k, m in zip(p.argmax(1), keep)]))
+
+    test_acc = {h: accuracy(h, p) for h, p in probs_all.items()}
 
     f_real, p_real, acc_real = score_set(model, vocab, real, prompts, objects)
     f_real2, _, _ = score_set(model, vocab, real2, prompts, objects)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet3DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from common import RUNS, ClipData, until_epoch, TEXT_CONFIG, UNET_CONFIG, log, plot_losses, save_ckpt
+from common import RUNS, ClipData, until_epoch, TEXT_CONFIG, UNET_CONFIG, log, median_distance_weights, plot_losses, save_ckpt
 
 SCHED = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
              prediction_type="epsilon", clip_sample=False)
@@ -101,16 +101,6 @@ def ema_update(ema, model, decay):
         pe.lerp_(pm.detach(), 1 - decay)
 
 
-def latent_pixel_weights(z0, object_weight):
-    """(b,c,f,h,w) latents -> (b,1,f,h,w) weights with mean 1 per frame: 1 + object_weight x the
-    pixel's distance from its frame's median latent, saturating at twice the frame's mean distance."""
-    med = z0.flatten(3).median(dim=3).values[..., None, None]
-    d = (z0 - med).abs().sum(1, keepdim=True)
-    d = (d / (2 * d.mean(dim=(3, 4), keepdim=True) + 1e-6)).clamp(max=1)
-    w = 1 + object_weight * d
-    return w / w.mean(dim=(3, 4), keepdim=True)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=os.path.join(RUNS, "data"))
@@ -167,13 +157,15 @@ def main():
     data = LatentData(a.data, a.vae, tok, a.run)
     empty_ids = np.array(tok([""], padding="max_length", max_length=77).input_ids[0], np.int64)
     unet, te = build_models()
-    if a.init_text and not (a.resume and os.path.exists(os.path.join(a.run, "unet_ckpt.pt"))):
+    ckpt_path = os.path.join(a.run, "unet_ckpt.pt")
+    fresh = not (a.resume and os.path.exists(ckpt_path))  # the --init-* options apply to a fresh run only
+    if a.init_text and fresh:
         te.load_state_dict(torch.load(a.init_text, weights_only=False)["te"])
         log(f"text encoder initialised from {a.init_text}")
-    if a.init_unet and not (a.resume and os.path.exists(os.path.join(a.run, "unet_ckpt.pt"))):
+    if a.init_unet and fresh:
         unet.load_state_dict(torch.load(a.init_unet, weights_only=False)[a.init_unet_weights])
         log(f"U-Net initialised from {a.init_unet_weights} in {a.init_unet}")
-    if a.init_folder and not (a.resume and os.path.exists(os.path.join(a.run, "unet_ckpt.pt"))):
+    if a.init_folder and fresh:
         unet.load_state_dict(UNet3DConditionModel.from_pretrained(
             os.path.join(a.init_folder, "unet"), torch_dtype=torch.float32).state_dict())
         te.load_state_dict(CLIPTextModel.from_pretrained(
@@ -188,8 +180,7 @@ def main():
     acp = sched.alphas_cumprod
     snr = acp / (1 - acp)
     step, hist = 0, []
-    ckpt_path = os.path.join(a.run, "unet_ckpt.pt")
-    if a.resume and os.path.exists(ckpt_path):
+    if not fresh:
         st = torch.load(ckpt_path, weights_only=False)
         unet.load_state_dict(st["unet"]); te.load_state_dict(st["te"])
         ema_unet.load_state_dict(st["ema_unet"]); ema_te.load_state_dict(st["ema_te"])
@@ -221,7 +212,7 @@ def main():
             pred = unet(zt, t, encoder_hidden_states=enc).sample
         err = F.mse_loss(pred.float(), noise, reduction="none")
         if a.object_weight > 0:
-            err = err * latent_pixel_weights(z0, a.object_weight)
+            err = err * median_distance_weights(z0, a.object_weight)
         per = err.mean(dim=(1, 2, 3, 4))
         w = torch.clamp(snr[t], max=a.snr_gamma) / snr[t]
         loss = (per * w).mean()

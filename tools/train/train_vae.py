@@ -16,24 +16,13 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
-from common import RUNS, VAE_CONFIG, ClipData, log, plot_losses, save_ckpt
+from common import RUNS, VAE_CONFIG, ClipData, log, median_distance_weights, plot_losses, save_ckpt
 
 
 def measure_scaling(vae, data, rng, n=512):
     with torch.no_grad():
         z = torch.cat([vae.encode(data.frames(rng, 64)).latent_dist.mean for _ in range(n // 64)])
     return float(1.0 / z.flatten().std()), float(z.mean())
-
-
-def pixel_weights(x, object_weight):
-    """1 + object_weight * (how far each pixel is from its frame's median colour, saturating at the
-    data's minimum object-background distance, 160 summed RGB levels = 1.25 in [-1,1] units)."""
-    if object_weight == 0:
-        return torch.ones_like(x[:, :1])
-    med = x.flatten(2).median(dim=2).values[:, :, None, None]
-    d = (x - med).abs().sum(1, keepdim=True)
-    w = 1 + object_weight * (d / 1.25).clamp(max=1)
-    return w / w.mean(dim=(1, 2, 3), keepdim=True)  # the mean weight stays 1: the loss scale (and lr) mean the same
 
 
 def main():
@@ -51,7 +40,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--bf16", type=int, default=1, help="bf16 autocast (AVX-512 BF16 here)")
     ap.add_argument("--init", default=None,
-                    help="start from this VAE folder's spatial weights (a shipped temporal VAE's Temp-Conv layers "
+                    help="fresh run only: start from this VAE folder's spatial weights (a shipped temporal VAE's Temp-Conv layers "
                          "are dropped: stage 2 trains new ones for the new decoder)")
     ap.add_argument("--object-weight", type=float, default=0.0,
                     help="extra reconstruction weight on pixels that differ from the frame's median colour "
@@ -64,17 +53,18 @@ def main():
     vae = AutoencoderKL(**VAE_CONFIG)
     with torch.no_grad():  # start with a small posterior std (e^-2.5): latents carry information from step 0
         vae.quant_conv.bias[VAE_CONFIG["latent_channels"]:] = -5.0
-    if a.init:
+    ckpt_path = os.path.join(a.run, "vae_ckpt.pt")
+    resuming = (a.resume or a.export_only) and os.path.exists(ckpt_path)
+    if a.init and not resuming:  # a resumed run's checkpoint replaces these weights anyway
         from safetensors.torch import load_file
         sd = load_file(os.path.join(a.init, "diffusion_pytorch_model.safetensors"))
         sd = {k: v.float() for k, v in sd.items() if ".temp_convs." not in k}
         vae.load_state_dict(sd, strict=True)
         log(f"initialised from {a.init}")
     opt = torch.optim.AdamW(vae.parameters(), lr=a.lr, weight_decay=0.0)
-    ckpt_path = os.path.join(a.run, "vae_ckpt.pt")
     step, hist = 0, []
     rng = np.random.default_rng(a.seed)
-    if (a.resume or a.export_only) and os.path.exists(ckpt_path):
+    if resuming:
         st = torch.load(ckpt_path, weights_only=False)
         vae.load_state_dict(st["model"]); opt.load_state_dict(st["opt"])
         step, hist = st["step"], st["hist"]
@@ -92,7 +82,8 @@ def main():
             post = vae.encode(x).latent_dist
             z = post.sample()
             rec = vae.decode(z).sample.float()
-        w = pixel_weights(x, a.object_weight)
+        # saturating at the data's minimum object-background distance: 160 summed RGB levels = 1.25
+        w = median_distance_weights(x, a.object_weight, saturation=1.25) if a.object_weight > 0 else 1.0
         l1 = ((rec - x).abs() * w).mean()
         mse = ((rec - x) ** 2 * w).mean()
         kl = post.kl().mean()
