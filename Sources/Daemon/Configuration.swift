@@ -7,7 +7,8 @@ public struct DaemonConfiguration: Sendable {
     /// Server-side defaults for OPEN_SESSION fields the client leaves out.
     public struct SessionDefaults: Sendable, Equatable {
         public var steps: UInt32 = 25
-        public var guidance: Double = 7.5
+        /// nil: the model's recommendation (`generation_config.json` in its folder), else 7.5.
+        public var guidance: Double? = nil
         public var framesPerClip: UInt32 = 16
         /// nil: the model's native size.
         public var width: UInt32? = nil
@@ -118,7 +119,7 @@ public struct DaemonConfiguration: Sendable {
         ("token", "shared secret clients must send (default: none)"),
         ("token_file", "read the shared secret from this file (first line)"),
         ("default_steps", "steps when a session names none (default 25)"),
-        ("default_guidance", "guidance when a session names none (default 7.5)"),
+        ("default_guidance", "guidance when a session names none (default: the model folder's generation_config.json, else 7.5)"),
         ("default_frames_per_clip", "frames per clip when a session names none (default 16)"),
         ("default_width", "width when a session names none (default: the model's)"),
         ("default_height", "height when a session names none (default: the model's)"),

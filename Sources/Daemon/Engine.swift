@@ -121,7 +121,7 @@ extension GenerationEngine {
         }
         let steps = r.steps ?? min(defaults.steps, limits.maxSteps)
         guard steps <= limits.maxSteps else { throw SessionRejection("steps = \(steps) exceeds max_steps = \(limits.maxSteps)") }
-        let guidance = r.guidance ?? defaults.guidance
+        let guidance = r.guidance ?? defaults.guidance ?? Double(pipeline.defaultGuidanceScale)
         let frames = r.framesPerClip ?? min(defaults.framesPerClip, limits.maxFramesPerClip)
         guard frames <= limits.maxFramesPerClip else {
             throw SessionRejection("frames_per_clip = \(frames) exceeds max_frames_per_clip = \(limits.maxFramesPerClip)")

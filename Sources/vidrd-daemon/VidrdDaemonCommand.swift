@@ -92,6 +92,7 @@ struct VidrdDaemonCommand: ParsableCommand {
             metadata: [
                 "path": "\(modelDir)", "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(t0)))",
                 "plugins": "\(pluginsPath ?? "built-in")",
+                "default_guidance": "\(conf.sessionDefaults.guidance ?? Double(engine.pipeline.defaultGuidanceScale))",
             ])
         let daemon: Daemon
         do {

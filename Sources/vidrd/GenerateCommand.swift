@@ -24,7 +24,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Replay this noise tape (safetensors, noise.0, noise.1, …) instead of the seed.") var tape: String?
     @Option(help: "Write the stream's noise draws as a tape to this file.") var recordTape: String?
     @Option(help: "Denoising steps.") var steps = 50
-    @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance.") var guidance: Float = 10
+    @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance (default: the model folder's generation_config.json, else 10).")
+    var guidance: Float?
     @Option(help: "Frames per clip (N).") var frames = 16
     @Option(help: "Frame height in pixels (default: the model's native size).") var height: Int?
     @Option(help: "Frame width in pixels (default: the model's native size).") var width: Int?
@@ -61,7 +62,7 @@ struct GenerateCommand: ParsableCommand {
         c.negativePrompt = negativePrompt
         c.seed = seed
         c.steps = steps
-        c.guidanceScale = guidance
+        c.guidanceScale = guidance ?? pipeline.recommended.guidanceScale ?? 10
         c.frames = frames
         c.height = height
         c.width = width

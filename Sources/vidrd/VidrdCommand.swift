@@ -33,7 +33,8 @@ struct ClipCommand: ParsableCommand {
     @Option(help: "Text prompt.") var prompt: String
     @Option(help: "Negative prompt (classifier-free guidance's unconditional text).") var negativePrompt = ""
     @Option(help: "Denoising steps.") var steps = 25
-    @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance.") var guidance: Float = 7.5
+    @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance (default: the model folder's generation_config.json, else 7.5).")
+    var guidance: Float?
     @Option(help: "Frames per clip.") var frames = 16
     @Option(help: "Frame height in pixels (default: the model's native size).") var height: Int?
     @Option(help: "Frame width in pixels (default: the model's native size).") var width: Int?
@@ -59,7 +60,7 @@ struct ClipCommand: ParsableCommand {
         var c = TextToVideoPipeline.Configuration(prompt: prompt)
         c.negativePrompt = negativePrompt
         c.steps = steps
-        c.guidanceScale = guidance
+        c.guidanceScale = guidance ?? pipeline.defaultGuidanceScale
         c.frames = frames
         c.height = height
         c.width = width
@@ -88,7 +89,7 @@ struct ClipCommand: ParsableCommand {
         try AtomicFile.write(Data(try animation.finish()), to: "\(out)/clip.webp")
         if saveLatents {
             try SafeTensorsWriter.write([("latents", clip.latents)], to: "\(out)/latents.safetensors",
-                                        metadata: ["prompt": prompt, "steps": "\(steps)", "guidance_scale": "\(guidance)"])
+                                        metadata: ["prompt": prompt, "steps": "\(steps)", "guidance_scale": "\(c.guidanceScale)"])
         }
         print("wrote \(f) frames \(w)×\(h) to \(out) in \(String(format: "%.2f", elapsed)) s")
     }

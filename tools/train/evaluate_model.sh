@@ -8,7 +8,8 @@
 #   swift build -c release && PY=/work/venv/bin/python bash tools/train/evaluate_model.sh
 #
 # Environment: MODEL (default Models/vidrd-tiny), OUT (default $VIDRD_RUNS/eval), STEPS (25),
-# GUIDANCE (the value the daemon uses by default), N (100 prompts), BASELINE (optional second model
+# GUIDANCE (default: what the daemon uses for MODEL, i.e. its generation_config.json, else 7.5; every
+# model of the run is sampled with the same value), N (100 prompts), BASELINE (optional second model
 # folder, scored as BASELINE_NAME).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,11 +19,14 @@ export VIDRD_RUNS=$RUNS OMP_WAIT_POLICY=PASSIVE
 MODEL=${MODEL:-Models/vidrd-tiny}
 OUT=${OUT:-$RUNS/eval}
 STEPS=${STEPS:-25}
-GUIDANCE=${GUIDANCE:-7.5}
 N=${N:-100}
 VIDRD=${VIDRD:-.build/release/vidrd}
 [ -x "$VIDRD" ] || { echo "build first: swift build -c release" >&2; exit 2; }
 mkdir -p "$OUT"
+GUIDANCE=${GUIDANCE:-$($PY -c 'import json, os, sys
+p = os.path.join(sys.argv[1], "generation_config.json")
+print(json.load(open(p)).get("guidance_scale", 7.5) if os.path.exists(p) else 7.5)' "$MODEL")}
+echo "guidance $GUIDANCE" >&2
 
 # the evaluator: 1,600 steps, then a warm restart of 800 steps at half the rate (object kind, the
 # hardest label, was still improving)

@@ -3,11 +3,12 @@
 
   python tools/train/export.py --out Models/vidrd-tiny
       [--unet-ckpt /work/train-runs/unet/unet_ckpt.pt] [--vae /work/train-runs/tdec/vae_temporal]
-      [--tokenizer /work/train-runs/tokenizer] [--no-ema]
+      [--tokenizer /work/train-runs/tokenizer] [--no-ema] [--guidance 3]
 
 Layout: model_index.json (TextToVideoSDPipeline), unet/ (UNet3DConditionModel), vae/ (AutoencoderKL
 config + add_temp_conv, Temp-Conv tensors included), text_encoder/ (CLIPTextModel), tokenizer/ (CLIP
-BPE, 49408 tokens), scheduler/ (DDIMScheduler, scaled_linear betas as in training).
+BPE, 49408 tokens), scheduler/ (DDIMScheduler, scaled_linear betas as in training), and with
+--guidance generation_config.json (the model's recommended guidance; diffusers ignores the file).
 """
 import argparse
 import json
@@ -53,6 +54,10 @@ def main():
     ap.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     ap.add_argument("--random-weights", type=int, default=None, metavar="SEED",
                     help="export the same architecture with freshly initialised weights (the evaluator's baseline)")
+    ap.add_argument("--guidance", type=float, default=None,
+                    help="write generation_config.json with this recommended guidance scale: vidrd-daemon, `vidrd clip` "
+                         "and `vidrd generate` use it when neither the request nor the daemon's config names one "
+                         "(the embedded model: 3, docs/MODEL_CARD.md)")
     a = ap.parse_args()
     dtype = getattr(torch, a.dtype)
     if a.random_weights is not None:
@@ -70,6 +75,9 @@ def main():
         unet, te, step = load_unet_te(a.unet_ckpt, ema=not a.no_ema)
     vae.register_to_config(sample_size=64)  # stage-1 run of 2026-11-25 saved the default 32 (tiling hint only)
     tok = CLIPTokenizer.from_pretrained(a.tokenizer)
+    # written beside the destination and swapped in at the end, so an interrupted export never
+    # leaves a half-written model folder where the daemon looks for one
+    final, a.out = a.out, a.out.rstrip("/") + ".export-tmp"
     if os.path.exists(a.out):
         shutil.rmtree(a.out)
     os.makedirs(a.out)
@@ -78,6 +86,10 @@ def main():
     te.to(dtype).save_pretrained(os.path.join(a.out, "text_encoder"), safe_serialization=True)
     tok.save_pretrained(os.path.join(a.out, "tokenizer"))
     DDIMScheduler(**DDIM).save_pretrained(os.path.join(a.out, "scheduler"))
+    if a.guidance is not None:
+        with open(os.path.join(a.out, "generation_config.json"), "w") as fh:
+            json.dump({"guidance_scale": a.guidance}, fh, indent=2)
+            fh.write("\n")
     index = {
         "_class_name": "TextToVideoSDPipeline",
         "_diffusers_version": diffusers.__version__,
@@ -95,9 +107,12 @@ def main():
     for root, _, files in os.walk(a.out):
         for f in files:
             total += os.path.getsize(os.path.join(root, f))
-    log(f"exported {a.out}: unet step {step}, ema={not a.no_ema}, vae from {vae_path}, {total / 1e6:.1f} MB")
+    log(f"exported {final}: unet step {step}, ema={not a.no_ema}, vae from {vae_path}, {total / 1e6:.1f} MB")
     if total > 60e6:
-        raise SystemExit(f"model folder is {total / 1e6:.1f} MB > 60 MB budget")
+        raise SystemExit(f"model folder is {total / 1e6:.1f} MB > 60 MB budget (left in {a.out})")
+    if os.path.exists(final):
+        shutil.rmtree(final)
+    os.replace(a.out, final)
 
 
 if __name__ == "__main__":

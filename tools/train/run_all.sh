@@ -60,5 +60,6 @@ $N $PY tools/train/train_temporal_decoder.py --vae "$RUNS/vae2/vae" --run "$RUNS
 $N $PY tools/train/train_unet.py --run "$RUNS/unet4" --vae "$RUNS/vae2/vae" --resume \
   --init-folder "$RUNS/phaseC-model" --freeze-text --offset-noise 0.1 --t-high 0.3 --warmup 50 --lr 3e-4 \
   --ema 0.998 --steps "$UNET_D_STEPS"
-$PY tools/train/export.py --unet-ckpt "$RUNS/unet4/unet_ckpt.pt" --vae "$RUNS/tdec2/vae_temporal" --out Models/vidrd-tiny
+$PY tools/train/export.py --unet-ckpt "$RUNS/unet4/unet_ckpt.pt" --vae "$RUNS/tdec2/vae_temporal" --out Models/vidrd-tiny \
+  --guidance 3  # the recommended guidance (generation_config.json): 7.5 over-saturates this model
 $N $PY tools/train/sample.py --model Models/vidrd-tiny --out docs/vidrd_tiny_samples.png

@@ -9,9 +9,11 @@ public struct TextToVideoPipeline: Sendable {
     public let vae: AutoencoderKL
     public let scheduler: DDIMScheduler
     public let modelDirectory: URL
+    /// What the folder's optional `generation_config.json` recommends.
+    public let recommended: GenerationDefaults
 
     /// Loads a diffusers model folder (`model_index.json`, `unet/`, `vae/`, `text_encoder/`,
-    /// `tokenizer/`, `scheduler/`).
+    /// `tokenizer/`, `scheduler/`, optionally `generation_config.json`).
     public init(modelDirectory dir: URL) throws {
         let index = dir.appendingPathComponent("model_index.json")
         guard FileManager.default.fileExists(atPath: index.path) else {
@@ -30,6 +32,7 @@ public struct TextToVideoPipeline: Sendable {
         unet = try UNet3DConditionModel(directory: dir.appendingPathComponent("unet"))
         vae = try AutoencoderKL(directory: dir.appendingPathComponent("vae"))
         scheduler = try DDIMScheduler(directory: dir.appendingPathComponent("scheduler"))
+        recommended = try GenerationDefaults(directory: dir)
         modelDirectory = dir
         guard textEncoder.configuration.hiddenSize == unet.configuration.crossAttentionDim else {
             throw ModelError.invalidConfig("text encoder width \(textEncoder.configuration.hiddenSize) ≠ U-Net cross_attention_dim \(unet.configuration.crossAttentionDim)")
@@ -38,6 +41,9 @@ public struct TextToVideoPipeline: Sendable {
             throw ModelError.invalidConfig("VAE latent channels \(vae.configuration.latentChannels) ≠ U-Net in_channels \(unet.configuration.inChannels)")
         }
     }
+
+    /// Guidance when a caller names none: the model's recommendation, else diffusers' 7.5.
+    public var defaultGuidanceScale: Float { recommended.guidanceScale ?? Configuration.standardGuidanceScale }
 
     /// Pixels per latent.
     public var vaeScaleFactor: Int { vae.configuration.downsamplingFactor }
@@ -48,7 +54,7 @@ public struct TextToVideoPipeline: Sendable {
         public var prompt: String
         public var negativePrompt: String = ""
         public var steps: Int = 25
-        public var guidanceScale: Float = 7.5
+        public var guidanceScale: Float = Configuration.standardGuidanceScale
         public var frames: Int = 16
         /// Pixel size; nil means the model's native size.
         public var height: Int? = nil
@@ -57,6 +63,10 @@ public struct TextToVideoPipeline: Sendable {
         public var temporalDecoding: Bool = true
 
         public init(prompt: String) { self.prompt = prompt }
+
+        /// diffusers' `TextToVideoSDPipeline` default; a model folder may recommend another
+        /// (`TextToVideoPipeline.defaultGuidanceScale`).
+        public static let standardGuidanceScale: Float = 7.5
     }
 
     /// What a clip's geometry resolves to for this model.

@@ -1,0 +1,43 @@
+import Foundation
+
+/// Generation settings a model folder recommends for itself, read from an optional
+/// `generation_config.json` at the folder's root (the file name Hugging Face uses for a model's
+/// recommended generation parameters; diffusers ignores it, so the folder still loads there).
+///
+/// Why a model needs its own: the protocol's defaults (docs/PROTOCOL.md §10) suit full-size
+/// models, while a small model can need other values. The embedded model over-saturates at
+/// guidance 7.5 and follows the prompt best near 3 (docs/MODEL_CARD.md).
+public struct GenerationDefaults: Sendable, Equatable {
+    public static let fileName = "generation_config.json"
+
+    /// Classifier-free guidance scale; nil: the model recommends none.
+    public var guidanceScale: Float?
+
+    public init(guidanceScale: Float? = nil) {
+        self.guidanceScale = guidanceScale
+    }
+
+    /// Reads `directory/generation_config.json`. No file means no recommendation; a file that is
+    /// not a JSON object, or a value of the wrong type or range, is an error naming the file and key.
+    public init(directory: URL) throws {
+        let path = directory.appendingPathComponent(Self.fileName).path
+        guard FileManager.default.fileExists(atPath: path) else {
+            self.init()
+            return
+        }
+        let config = try ModelConfig(path: path)
+        guard config.has("guidance_scale") else {
+            self.init()
+            return
+        }
+        let g = try config.double("guidance_scale")
+        guard g.isFinite, (0...Self.maxGuidanceScale).contains(g) else {
+            throw ModelError.invalidConfig("\(path): \"guidance_scale\" = \(g) is outside 0...\(Self.maxGuidanceScale)")
+        }
+        self.init(guidanceScale: Float(g))
+    }
+
+    /// The protocol's bound on guidance (ProtocolLimits.maxGuidance), repeated here because the
+    /// runtime does not depend on the protocol module.
+    public static let maxGuidanceScale: Double = 100
+}
