@@ -8,6 +8,8 @@ CLIPTextModel from scratch, on VAE latents (frozen stage-1 encoder; encoded lazi
 - 10% of captions replaced by "" (the pipeline's unconditional prompt) for classifier-free guidance.
 - AdamW, warmup, EMA of U-Net + text-encoder weights (used for export), bf16 autocast.
 - Checkpoint every --ckpt-every seconds to RUN/unet_ckpt.pt; --resume continues; loss PNG.
+- Optional --kind-loss: an auxiliary cross-entropy on the U-Net's clean-latent estimate, scored
+  by the frozen latent kind probe (kind_probe.py) against the caption's object kind (phase E).
 
   nohup nice -n 19 python tools/train/train_unet.py --resume > /work/train-runs/unet.log 2>&1 &
 """
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet3DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from kind_probe import KINDS, SOURCES, load_probe
 from common import RUNS, ClipData, until_epoch, TEXT_CONFIG, UNET_CONFIG, log, median_distance_weights, plot_losses, save_ckpt
 
 SCHED = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
@@ -58,6 +61,7 @@ class LatentData:
                 self.ids[i, :len(caps)] = tok(caps, padding="max_length", max_length=77, truncation=True).input_ids
                 self.ncap[i] = len(caps)
             np.savez(ip, ids=self.ids, ncap=self.ncap)
+        self.kind = np.array([KINDS.index(m["shape"]) if m["source"] in SOURCES else -1 for m in self.clips.meta])
 
     @torch.no_grad()
     def ensure(self, idx):
@@ -86,7 +90,10 @@ class LatentData:
         ids = np.stack([self.ids[i, rng.integers(self.ncap[i])] for i in idx])
         dropm = rng.random(b) < drop
         ids[dropm] = empty_ids
-        return z, torch.from_numpy(ids).long()
+        # the object's kind as the caption states it; -1 where the caption was dropped or the clip
+        # has several objects (image stills), i.e. where no kind is asked for
+        kind = np.array([-1 if d else self.kind[i] for i, d in zip(idx, dropm)])
+        return z, torch.from_numpy(ids).long(), torch.from_numpy(kind).long()
 
 
 def build_models():
@@ -148,6 +155,15 @@ def main():
                          "frame's median latent (saturating at twice the mean distance), normalised to mean 1. The "
                          "object's kind lives in 2-4 of a frame's 64 latent pixels, so unweighted it barely moves "
                          "the loss (phase D's U-Net learned colour, background and motion, not kind)")
+    ap.add_argument("--kind-loss", type=float, default=0.0,
+                    help="weight of an auxiliary cross-entropy: the U-Net's clean-latent estimate x0 = (z_t - "
+                         "sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar), scored per frame by the frozen latent kind probe "
+                         "(kind_probe.py) against the kind the caption asks for. The eps loss alone never made the prompt "
+                         "control the object's kind (phases B-D); this term says so directly")
+    ap.add_argument("--kind-probe", default=os.path.join(RUNS, "kind_probe.pt"))
+    ap.add_argument("--kind-t-max", type=int, default=600,
+                    help="the kind loss applies to timesteps below this: at the noisiest steps x0 is a blur that no "
+                         "shape can be read from")
     ap.add_argument("--bench", type=int, default=0, help="time N steps and exit")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -186,6 +202,7 @@ def main():
         ema_unet.load_state_dict(st["ema_unet"]); ema_te.load_state_dict(st["ema_te"])
         opt.load_state_dict(st["opt"]); step, hist = st["step"], st["hist"]
         log(f"resumed at step {step}")
+    probe = load_probe(a.kind_probe)[0] if a.kind_loss > 0 else None
     rng = np.random.default_rng(a.seed * 100003 + step)
     gen = torch.Generator().manual_seed(a.seed * 7919 + step)
     log(f"unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M, text {sum(p.numel() for p in te.parameters()) / 1e6:.2f} M, "
@@ -193,11 +210,14 @@ def main():
     unet.train(); te.train(not a.freeze_text)
     last, t_start = time.time(), time.time()
     deadline = until_epoch(a.until)
+    if a.stop_step is not None and step >= a.stop_step:
+        log(f"already at step {step} >= --stop-step {a.stop_step}: nothing to do")
+        return
     while step < a.steps:
         lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(step, a.steps) / a.steps)))
         for g in opt.param_groups:
             g["lr"] = lr
-        z0, ids = data.batch(rng, a.batch, a.frames, a.stride, empty_ids, a.drop)
+        z0, ids, kind = data.batch(rng, a.batch, a.frames, a.stride, empty_ids, a.drop)
         noise = torch.randn(z0.shape, generator=gen)
         if a.offset_noise > 0:
             noise = noise + a.offset_noise * torch.randn(z0.shape[0], z0.shape[1], 1, 1, 1, generator=gen)
@@ -216,6 +236,17 @@ def main():
         per = err.mean(dim=(1, 2, 3, 4))
         w = torch.clamp(snr[t], max=a.snr_gamma) / snr[t]
         loss = (per * w).mean()
+        kce, kacc = float("nan"), float("nan")
+        use = (kind >= 0) & (t < a.kind_t_max)
+        if probe is not None and use.any():
+            ab = acp[t][use].view(-1, 1, 1, 1, 1)
+            x0 = (zt[use] - (1 - ab).sqrt() * pred[use].float()) / ab.sqrt()
+            k, _, f = x0.shape[:3]
+            logits = probe(x0.permute(0, 2, 1, 3, 4).reshape(k * f, 4, 8, 8))
+            target = kind[use].repeat_interleave(f)
+            ce = F.cross_entropy(logits, target)
+            loss = loss + a.kind_loss * ce * (k / a.batch)
+            kce, kacc = ce.item(), float((logits.argmax(1) == target).float().mean())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -223,14 +254,15 @@ def main():
         step += 1
         d = min(a.ema, (1 + step) / (10 + step))
         ema_update(ema_unet, unet, d); ema_update(ema_te, te, d)
-        hist.append(dict(step=step, loss=per.mean().item(), wloss=loss.item(), gnorm=float(gn)))
+        hist.append(dict(step=step, loss=per.mean().item(), wloss=loss.item(), gnorm=float(gn), kind_ce=kce, kind_acc=kacc))
         if a.bench and step >= a.bench:
             log(f"bench: {(time.time() - t_start) / a.bench:.3f} s/step")
             return
         if step % 20 == 0:
             h = hist[-20:]
             log(f"step {step} loss {np.mean([x['loss'] for x in h]):.4f} wloss {np.mean([x['wloss'] for x in h]):.4f} "
-                f"gn {np.mean([x['gnorm'] for x in h]):.2f} lr {lr:.2e} {(time.time() - t_start) / max(1, len(h)):.2f}s/it")
+                f"gn {np.mean([x['gnorm'] for x in h]):.2f} "
+                f"kind ce {np.nanmean([x.get('kind_ce', np.nan) for x in h]):.3f} acc {np.nanmean([x.get('kind_acc', np.nan) for x in h]):.2f} lr {lr:.2e} {(time.time() - t_start) / max(1, len(h)):.2f}s/it")
             t_start = time.time()
         stop = (deadline is not None and time.time() > deadline) or (a.stop_step is not None and step >= a.stop_step)
         if time.time() - last > a.ckpt_every or step == a.steps or stop:
@@ -239,7 +271,7 @@ def main():
                       ema_te=ema_te.state_dict(), opt=opt.state_dict(), step=step, hist=hist,
                       unet_config=UNET_CONFIG, text_config=TEXT_CONFIG, sched=SCHED)
             plot_losses(hist, os.path.join(a.run, "unet_loss.png"), "UNet3D + CLIP text (eps MSE)",
-                        keys=["loss", "wloss", "gnorm"], smooth=100)
+                        keys=["loss", "wloss", "gnorm"] + (["kind_ce", "kind_acc"] if probe is not None else []), smooth=100)
             last = time.time()
             log(f"checkpoint step {step}, {int(data.have.sum())}/{data.n} clips encoded")
             if stop:
