@@ -96,6 +96,13 @@ class LatentData:
         return z, torch.from_numpy(ids).long(), torch.from_numpy(kind).long()
 
 
+def kind_summary(h):
+    """'kind ce X acc Y ' over the log window's steps that had a kind loss, else ''."""
+    ce = [x["kind_ce"] for x in h if not np.isnan(x.get("kind_ce", np.nan))]
+    acc = [x["kind_acc"] for x in h if not np.isnan(x.get("kind_acc", np.nan))]
+    return f"kind ce {np.mean(ce):.3f} acc {np.mean(acc):.2f} " if ce else ""
+
+
 def build_models():
     unet = UNet3DConditionModel(**UNET_CONFIG)
     te = CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG))
@@ -161,7 +168,7 @@ def main():
                          "(kind_probe.py) against the kind the caption asks for. The eps loss alone never made the prompt "
                          "control the object's kind (phases B-D); this term says so directly")
     ap.add_argument("--kind-probe", default=os.path.join(RUNS, "kind_probe.pt"))
-    ap.add_argument("--kind-t-max", type=int, default=600,
+    ap.add_argument("--kind-t-max", type=int, default=800,
                     help="the kind loss applies to timesteps below this: at the noisiest steps x0 is a blur that no "
                          "shape can be read from")
     ap.add_argument("--bench", type=int, default=0, help="time N steps and exit")
@@ -261,8 +268,8 @@ def main():
         if step % 20 == 0:
             h = hist[-20:]
             log(f"step {step} loss {np.mean([x['loss'] for x in h]):.4f} wloss {np.mean([x['wloss'] for x in h]):.4f} "
-                f"gn {np.mean([x['gnorm'] for x in h]):.2f} "
-                f"kind ce {np.nanmean([x.get('kind_ce', np.nan) for x in h]):.3f} acc {np.nanmean([x.get('kind_acc', np.nan) for x in h]):.2f} lr {lr:.2e} {(time.time() - t_start) / max(1, len(h)):.2f}s/it")
+                f"gn {np.mean([x['gnorm'] for x in h]):.2f} {kind_summary(h)}lr {lr:.2e} "
+                f"{(time.time() - t_start) / max(1, len(h)):.2f}s/it")
             t_start = time.time()
         stop = (deadline is not None and time.time() > deadline) or (a.stop_step is not None and step >= a.stop_step)
         if time.time() - last > a.ckpt_every or step == a.steps or stop:
