@@ -108,6 +108,11 @@ struct EmissionPlan {
 }
 
 extension GenerationEngine {
+    /// Guidance for a session that names none: the daemon's `default_guidance`, else the model's.
+    public func defaultGuidance(_ defaults: DaemonConfiguration.SessionDefaults) -> Double {
+        defaults.guidance ?? Double(pipeline.defaultGuidanceScale)
+    }
+
     /// Applies defaults and the server's limits to an OPEN_SESSION (docs/PROTOCOL.md §8.3) and
     /// creates the session's stream. Cheap: no model work happens here.
     func resolve(_ r: OpenSession, limits: ServerLimits, defaults: DaemonConfiguration.SessionDefaults) throws(SessionRejection) -> ResolvedSession {
@@ -121,7 +126,7 @@ extension GenerationEngine {
         }
         let steps = r.steps ?? min(defaults.steps, limits.maxSteps)
         guard steps <= limits.maxSteps else { throw SessionRejection("steps = \(steps) exceeds max_steps = \(limits.maxSteps)") }
-        let guidance = r.guidance ?? defaults.guidance ?? Double(pipeline.defaultGuidanceScale)
+        let guidance = r.guidance ?? defaultGuidance(defaults)
         let frames = r.framesPerClip ?? min(defaults.framesPerClip, limits.maxFramesPerClip)
         guard frames <= limits.maxFramesPerClip else {
             throw SessionRejection("frames_per_clip = \(frames) exceeds max_frames_per_clip = \(limits.maxFramesPerClip)")

@@ -92,7 +92,7 @@ struct VidrdDaemonCommand: ParsableCommand {
             metadata: [
                 "path": "\(modelDir)", "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(t0)))",
                 "plugins": "\(pluginsPath ?? "built-in")",
-                "default_guidance": "\(conf.sessionDefaults.guidance ?? Double(engine.pipeline.defaultGuidanceScale))",
+                "default_guidance": "\(engine.defaultGuidance(conf.sessionDefaults))",
             ])
         let daemon: Daemon
         do {

@@ -62,7 +62,7 @@ struct GenerateCommand: ParsableCommand {
         c.negativePrompt = negativePrompt
         c.seed = seed
         c.steps = steps
-        c.guidanceScale = guidance ?? pipeline.recommended.guidanceScale ?? 10
+        if let g = guidance ?? pipeline.recommended.guidanceScale { c.guidanceScale = g }
         c.frames = frames
         c.height = height
         c.width = width

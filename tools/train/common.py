@@ -6,12 +6,16 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tools", "reference"))
 
 RUNS = os.environ.get("VIDRD_RUNS", "/work/train-runs")
+
+# data.py sources whose clips hold a single object, so their labels describe the whole frame
+SINGLE_OBJECT_SOURCES = ("well", "short", "long")
 
 # ------------------------------------------------------------------ model configs (the shipped sizes)
 VAE_CONFIG = dict(
@@ -103,6 +107,24 @@ def median_distance_weights(x, object_weight, saturation=None):
         saturation = 2 * d.mean(dim=(-2, -1), keepdim=True) + 1e-6
     w = 1 + object_weight * (d / saturation).clamp(max=1)
     return w / w.mean(dim=(-2, -1), keepdim=True)
+
+
+def fit_classifier(model, batch, labels, steps, lr, log_every):
+    """The loop both frame classifiers (evaluator.py train-object, kind_probe.py train) train with:
+    AdamW (weight decay 0.01), 50 warm-up steps, cosine decay to 0, cross-entropy. `batch()` ->
+    (inputs, indices into `labels`) draws one batch; it owns its random streams."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    for step in range(1, steps + 1):
+        for g in opt.param_groups:
+            g["lr"] = lr * min(1.0, step / 50) * 0.5 * (1 + np.cos(np.pi * step / steps))
+        x, j = batch()
+        logits = model(x)
+        loss = F.cross_entropy(logits, torch.from_numpy(labels[j]))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % log_every == 0 or step == steps:
+            log(f"step {step} loss {loss.item():.3f} batch acc {float((logits.argmax(1).numpy() == labels[j]).mean()):.2f}")
 
 
 def save_ckpt(path, **state):

@@ -30,12 +30,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import RUNS, ClipData, log
+from common import RUNS, SINGLE_OBJECT_SOURCES as SOURCES, ClipData, fit_classifier, log, save_ckpt
 
 HEADS = ["shape", "colour", "bg", "texture", "size", "motion"]
 ALIGN = ["shape", "colour", "bg", "motion"]  # what a prompt must control, reported as text alignment
 SHAPE_3D = "shape (3D net's head)"  # reported next to the ObjectClassifier's object kind
-SOURCES = ("well", "short", "long")  # single-object clips: their labels describe the whole frame
 FRAMES, STRIDE = 8, 2  # what the U-Net generates: 8 frames, every 2nd frame of a 16-frame clip
 
 
@@ -185,29 +184,19 @@ def cmd_train_object(a):
     keep = np.array([i for i, m in enumerate(data.meta) if m["source"] in SOURCES])
     labels = np.array([kinds.index(data.meta[i]["shape"]) for i in keep])
     model = ObjectClassifier(len(kinds))
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
     rng = np.random.default_rng(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
     log(f"object classifier: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, {len(keep)} train clips")
-    for step in range(1, a.steps + 1):
-        lr = a.lr * min(1.0, step / 50) * 0.5 * (1 + np.cos(np.pi * step / a.steps))
-        for g in opt.param_groups:
-            g["lr"] = lr
+
+    def batch():
         j = rng.integers(0, len(keep), a.batch)
         fr = rng.integers(0, 16, a.batch)
         x = clip_tensor(np.stack([data.clip(keep[k])[f][None] for k, f in zip(j, fr)]))  # (b,3,1,64,64)
-        x = blur(x, gen)[:, :, 0]
-        logits = model(x)
-        loss = F.cross_entropy(logits, torch.from_numpy(labels[j]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % 50 == 0 or step == a.steps:
-            log(f"step {step} loss {loss.item():.3f} acc {float((logits.argmax(1).numpy() == labels[j]).mean()):.2f}")
+        return blur(x, gen)[:, :, 0], j
+
+    fit_classifier(model, batch, labels, a.steps, a.lr, log_every=50)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    tmp = a.out + ".tmp"
-    torch.save(dict(state=model.state_dict(), kinds=kinds, steps=a.steps, seed=a.seed), tmp)
-    os.replace(tmp, a.out)
+    save_ckpt(a.out, state=model.state_dict(), kinds=kinds, steps=a.steps, seed=a.seed)
     log(f"wrote {a.out}")
 
 

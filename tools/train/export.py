@@ -77,17 +77,17 @@ def main():
     tok = CLIPTokenizer.from_pretrained(a.tokenizer)
     # written beside the destination and swapped in at the end, so an interrupted export never
     # leaves a half-written model folder where the daemon looks for one
-    final, a.out = a.out, a.out.rstrip("/") + ".export-tmp"
-    if os.path.exists(a.out):
-        shutil.rmtree(a.out)
-    os.makedirs(a.out)
-    unet.to(dtype).save_pretrained(os.path.join(a.out, "unet"), safe_serialization=True)
-    vae.to(dtype).save_pretrained(os.path.join(a.out, "vae"), safe_serialization=True)
-    te.to(dtype).save_pretrained(os.path.join(a.out, "text_encoder"), safe_serialization=True)
-    tok.save_pretrained(os.path.join(a.out, "tokenizer"))
-    DDIMScheduler(**DDIM).save_pretrained(os.path.join(a.out, "scheduler"))
+    staging = a.out.rstrip("/") + ".export-tmp"
+    if os.path.exists(staging):
+        shutil.rmtree(staging)
+    os.makedirs(staging)
+    unet.to(dtype).save_pretrained(os.path.join(staging, "unet"), safe_serialization=True)
+    vae.to(dtype).save_pretrained(os.path.join(staging, "vae"), safe_serialization=True)
+    te.to(dtype).save_pretrained(os.path.join(staging, "text_encoder"), safe_serialization=True)
+    tok.save_pretrained(os.path.join(staging, "tokenizer"))
+    DDIMScheduler(**DDIM).save_pretrained(os.path.join(staging, "scheduler"))
     if a.guidance is not None:
-        with open(os.path.join(a.out, "generation_config.json"), "w") as fh:
+        with open(os.path.join(staging, "generation_config.json"), "w") as fh:
             json.dump({"guidance_scale": a.guidance}, fh, indent=2)
             fh.write("\n")
     index = {
@@ -99,20 +99,20 @@ def main():
         "unet": ["diffusers", "UNet3DConditionModel"],
         "vae": ["diffusers", "AutoencoderKL"],
     }
-    with open(os.path.join(a.out, "model_index.json"), "w") as fh:
+    with open(os.path.join(staging, "model_index.json"), "w") as fh:
         json.dump(index, fh, indent=2)
         fh.write("\n")
     # keep only the files the layout needs (transformers may add generation/chat files)
     total = 0
-    for root, _, files in os.walk(a.out):
+    for root, _, files in os.walk(staging):
         for f in files:
             total += os.path.getsize(os.path.join(root, f))
-    log(f"exported {final}: unet step {step}, ema={not a.no_ema}, vae from {vae_path}, {total / 1e6:.1f} MB")
+    log(f"exported {a.out}: unet step {step}, ema={not a.no_ema}, vae from {vae_path}, {total / 1e6:.1f} MB")
     if total > 60e6:
-        raise SystemExit(f"model folder is {total / 1e6:.1f} MB > 60 MB budget (left in {a.out})")
-    if os.path.exists(final):
-        shutil.rmtree(final)
-    os.replace(a.out, final)
+        raise SystemExit(f"model folder is {total / 1e6:.1f} MB > 60 MB budget (left in {staging})")
+    if os.path.exists(a.out):
+        shutil.rmtree(a.out)
+    os.replace(staging, a.out)
 
 
 if __name__ == "__main__":

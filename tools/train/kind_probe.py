@@ -28,10 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import RUNS, log
-
-SOURCES = ("well", "short", "long")  # single-object clips (as evaluator.py): the label is the frame's
-KINDS = ["circle", "square", "triangle", "star", "diamond", "ring", "cross"]  # data.py SHAPES
+from common import RUNS, SINGLE_OBJECT_SOURCES as SOURCES, fit_classifier, log, save_ckpt
+from data import SHAPE_SYN, SHAPES as KINDS
 
 
 class LatentKindProbe(nn.Module):
@@ -92,34 +90,24 @@ def cmd_train(a):
     zt = np.load(a.test_latents)[tkeep]
     log(f"{len(keep)} train clips with latents, {len(tkeep)} test clips")
     probe = LatentKindProbe(a.width)
-    opt = torch.optim.AdamW(probe.parameters(), lr=a.lr, weight_decay=0.01)
     rng = np.random.default_rng(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
-    for step in range(1, a.steps + 1):
-        lr = a.lr * min(1.0, step / 50) * 0.5 * (1 + np.cos(np.pi * step / a.steps))
-        for g in opt.param_groups:
-            g["lr"] = lr
+
+    def batch():
         j = rng.integers(0, len(z), a.batch)
         fr = rng.integers(0, 16, a.batch)
         x = torch.from_numpy(z[j, fr])
         # The critic scores the U-Net's x0 estimates, which are softer than encoded frames: train it
         # on latents with random Gaussian noise (std 0..noise) so it judges shape, not sharpness.
-        x = x + a.noise * torch.rand(a.batch, 1, 1, 1, generator=gen) * torch.randn(x.shape, generator=gen)
-        logits = probe(x)
-        loss = F.cross_entropy(logits, torch.from_numpy(labels[j]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % 200 == 0 or step == a.steps:
-            log(f"step {step} loss {loss.item():.3f} batch acc {float((logits.argmax(1).numpy() == labels[j]).mean()):.2f}")
+        return x + a.noise * torch.rand(a.batch, 1, 1, 1, generator=gen) * torch.randn(x.shape, generator=gen), j
+
+    fit_classifier(probe, batch, labels, a.steps, a.lr, log_every=200)
     probe.eval()
     acc_test = accuracy(probe, zt, tlabels)
     acc_train = accuracy(probe, z[:1000], labels[:1000])
     log(f"held-out real latents: clip accuracy {acc_test:.3f} (train subset {acc_train:.3f}, chance {1 / len(KINDS):.3f})")
-    tmp = a.out + ".tmp"
-    torch.save(dict(state=probe.state_dict(), kinds=KINDS, width=a.width, steps=a.steps, seed=a.seed,
-                    noise=a.noise, test_accuracy=acc_test), tmp)
-    os.replace(tmp, a.out)
+    save_ckpt(a.out, state=probe.state_dict(), kinds=KINDS, width=a.width, steps=a.steps, seed=a.seed,
+              noise=a.noise, test_accuracy=acc_test)
     log(f"wrote {a.out}")
 
 
@@ -127,7 +115,6 @@ def cmd_train(a):
 def cmd_text_control(a):
     from diffusers import DDPMScheduler, UNet3DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
-    from data import SHAPE_SYN
     torch.set_num_threads(a.threads)
     unet = UNet3DConditionModel.from_pretrained(os.path.join(a.model, "unet"), torch_dtype=torch.float32).eval()
     te = CLIPTextModel.from_pretrained(os.path.join(a.model, "text_encoder"), torch_dtype=torch.float32).eval()
