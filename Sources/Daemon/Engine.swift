@@ -221,13 +221,15 @@ extension GenerationEngine {
         for spec in requested {
             if let s = try? registry.make(spec), s.capabilities.emission { decides = true }
         }
+        // A generating strategy (fifo) emits every frame of every clip, whatever was asked.
+        let effectiveEmission = stream.configuration.emission
         let opened = SessionOpened(
             seed: c.seed, steps: steps, guidance: guidance, framesPerClip: frames, width: width, height: height, fps: fps,
             strategies: effective, webpQuality: quality, webpLossless: lossless,
             promptTokens: UInt32(pipeline.tokenizer.tokenize(r.prompt).count),
-            promptFrames: UInt32(promptFrames), emission: emission == .all ? .all : .new)
+            promptFrames: UInt32(promptFrames), emission: effectiveEmission == .all ? .all : .new)
         return ResolvedSession(
             opened: opened, stream: stream, compression: lossless ? .lossless : .lossy(quality: Float(quality)),
-            initialCredits: credits, emission: emission, promptFrames: promptFrames, strategyDecidesEmission: decides)
+            initialCredits: credits, emission: effectiveEmission, promptFrames: promptFrames, strategyDecidesEmission: decides)
     }
 }

@@ -134,5 +134,15 @@ extension StrategyRegistry {
         Entry(info: StrategyInfo(name: "pyoco", summary: "PYoCo progressive noise prior for clip 0: frame f = a/√(1+a²)·frame f−1 + fresh/√(1+a²)",
                                  parameters: [.double("a", 1, "correlation of consecutive frames' noise (a/√(1+a²)); 0 = i.i.d.", min: 0)]),
               make: { p in PYoCoStrategy(a: p.double("a")) }),
+        Entry(info: StrategyInfo(name: "fifo", summary: "FIFO-Diffusion: diagonal denoising over a queue of frames at rising noise levels; one clean frame out per iteration, never replayed",
+                                 parameters: [.int("partitions", 0, "n: the queue holds n·window frames, one DDIM level apart (0 = steps / window, at least 1)", min: 0, max: 64),
+                                              .int("window", 0, "frames per U-Net call (0 = frames per clip)", min: 0, max: Double(StreamConfiguration.maxFrames)),
+                                              ParameterInfo(name: "lookahead", kind: "bool", defaultValue: .bool(false),
+                                                            help: "lookahead denoising: windows of stride window/2 that keep their later half (twice the U-Net calls)")]),
+              make: { p in FIFOStrategy(partitions: p.int("partitions"), window: p.int("window"), lookahead: p.bool("lookahead")) }),
+        Entry(info: StrategyInfo(name: "freenoise", summary: "FreeNoise noise rescheduling: clips ≥ 1 reuse the previous clip's noise, shuffled within local windows (no reversal)",
+                                 parameters: [.int("window", 4, "frames per local shuffle window", min: 1, max: Double(StreamConfiguration.maxFrames)),
+                                              .double("reuse", 1, "ρ: √ρ·reused + √(1−ρ)·fresh; 1 = pure reuse (FreeNoise)", min: 0, max: 1)]),
+              make: { p in FreeNoiseStrategy(window: p.int("window"), reuse: p.double("reuse")) }),
     ]
 }

@@ -66,14 +66,19 @@ public struct StrategyCapabilities: Sendable, Equatable {
     public var emission = false
     /// Must be the only strategy of its chain ("none").
     public var exclusive = false
+    /// Runs the clip's denoising itself through `generateClip` (FIFO-Diffusion's diagonal
+    /// denoising): at most one per chain, and it excludes per-step hooks of other strategies
+    /// (latent overrides, timesteps, emission), which would have no steps of their own to act on.
+    public var generates = false
 
     public init(noise: [NoiseClaim] = [], latentOverrides: FrameSelection? = nil, timesteps: Bool = false,
-                emission: Bool = false, exclusive: Bool = false) {
+                emission: Bool = false, exclusive: Bool = false, generates: Bool = false) {
         self.noise = noise
         self.latentOverrides = latentOverrides
         self.timesteps = timesteps
         self.emission = emission
         self.exclusive = exclusive
+        self.generates = generates
     }
 }
 
@@ -136,6 +141,13 @@ public protocol NoiseStrategy: Sendable {
     mutating func emittedFrames(_ clip: ClipContext, latents: Tensor) throws -> [Int]?
     /// Called after the clip is decoded and emitted.
     mutating func clipFinished(_ clip: ClipContext, record: ClipRecord) throws
+    /// Only for `capabilities.generates`: produces the clip's latents `[1, C, N, h, w]` itself with
+    /// `sampler` (guided U-Net steps over any window of frames with per-frame timesteps), starting
+    /// from the chain's `initialNoise`; all N frames are emitted.
+    mutating func generateClip(_ clip: ClipContext, initialNoise: Tensor, sampler: inout ClipSampler) throws -> Tensor
+    /// Rejects a stream whose shape this strategy cannot serve, when the stream is created (so a
+    /// session fails at OPEN_SESSION, not at its first clip).
+    func check(shape: ClipShape, scheduler: DDIMScheduler) throws
 }
 
 extension NoiseStrategy {
@@ -145,6 +157,10 @@ extension NoiseStrategy {
     public mutating func observe(_ clip: ClipContext, record: DenoiseStepRecord) throws {}
     public mutating func emittedFrames(_ clip: ClipContext, latents: Tensor) throws -> [Int]? { nil }
     public mutating func clipFinished(_ clip: ClipContext, record: ClipRecord) throws {}
+    public mutating func generateClip(_ clip: ClipContext, initialNoise: Tensor, sampler: inout ClipSampler) throws -> Tensor {
+        throw PluginError.invalidConfiguration("this strategy declares `generates` but does not implement generateClip")
+    }
+    public func check(shape: ClipShape, scheduler: DDIMScheduler) throws {}
 }
 
 // MARK: - Frame access with write checks

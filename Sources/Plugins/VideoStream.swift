@@ -67,10 +67,14 @@ public struct EmittedClip: Sendable {
     public let initialNoise: Tensor
     /// The clip's one standard-normal draw from the noise source (its noise-tape entry).
     public let noiseDraw: Tensor
+    /// Further draws a generating strategy took after `noiseDraw` (FIFO's first clip fills its
+    /// queue with them); they follow it on a noise tape.
+    public let extraNoiseDraws: [Tensor]
 
     public init(index: Int, frames: Tensor, firstFrameNumber: Int64, latents: Tensor,
-                emittedFrameIndices: [Int], initialNoise: Tensor, noiseDraw: Tensor) {
+                emittedFrameIndices: [Int], initialNoise: Tensor, noiseDraw: Tensor, extraNoiseDraws: [Tensor] = []) {
         self.noiseDraw = noiseDraw
+        self.extraNoiseDraws = extraNoiseDraws
         self.index = index
         self.frames = frames
         self.firstFrameNumber = firstFrameNumber
@@ -115,6 +119,10 @@ public struct VideoStream: Sendable {
     var noise: StreamNoiseSource
     var previous: ClipRecord?
     var pendingFresh: Tensor?
+    /// Extra draws of a cancelled attempt at the current clip (replayed by the retry).
+    var pendingExtra: [Tensor] = []
+    /// The slot of the chain's generating strategy, if any.
+    let generator: Int?
     public private(set) var clipIndex = 0
     public private(set) var framesEmitted: Int64 = 0
 
@@ -143,7 +151,6 @@ public struct VideoStream: Sendable {
         }
         _ = try backend.scheduler.timesteps(steps: c.steps)
         self.backend = backend
-        self.configuration = c
         geometry = g
         shape = ClipShape(frames: g.frames, channels: g.latentChannels, height: g.latentHeight, width: g.latentWidth,
                           promptFrames: c.promptFrames, steps: c.steps)
@@ -153,7 +160,14 @@ public struct VideoStream: Sendable {
             slots.append(Slot(name: spec.name, strategy: s, capabilities: s.capabilities))
         }
         try Self.checkComposition(slots.map { ($0.name, $0.capabilities) }, shape: shape)
+        let scheduler = backend.scheduler, clipShape = shape
+        for slot in slots { try Self.run(slot.name) { try slot.strategy.check(shape: clipShape, scheduler: scheduler) } }
         self.slots = slots
+        generator = slots.indices.first { slots[$0].capabilities.generates }
+        var effective = c
+        // A generating strategy emits every frame it makes: there are no echoed prompt frames to drop.
+        if generator != nil { effective.emission = .all }
+        configuration = effective
         if let random {
             noise = .custom(random)
         } else if let tape = c.tapePath {
@@ -195,6 +209,16 @@ public struct VideoStream: Sendable {
                 if a.capabilities.emission && b.capabilities.emission {
                     throw PluginError.conflict("\"\(a.name)\" and \"\(b.name)\" both decide which frames are emitted")
                 }
+                if a.capabilities.generates || b.capabilities.generates {
+                    let (g, o) = a.capabilities.generates ? (a, b) : (b, a)
+                    if o.capabilities.generates {
+                        throw PluginError.conflict("\"\(a.name)\" and \"\(b.name)\" both run the clip's denoising")
+                    }
+                    let oc = o.capabilities
+                    if oc.latentOverrides != nil || oc.timesteps || oc.emission {
+                        throw PluginError.conflict("\"\(g.name)\" runs the clip's denoising itself; \"\(o.name)\" needs the per-step hooks of the standard sampler (latent overrides, timesteps or emission)")
+                    }
+                }
             }
         }
     }
@@ -232,11 +256,46 @@ public struct VideoStream: Sendable {
         }
         let initialNoise = draft.noise
 
-        // Denoise with the chain's hooks.
-        var hooks = ChainHooks(slots: work, clip: clip)
-        let latents = try backend.denoise(initialNoise: initialNoise, steps: c.steps, guidanceScale: c.guidanceScale,
+        let latents: Tensor
+        var extraDraws: [Tensor] = []
+        if let g = generator {
+            // The strategy runs the denoising; the sampler hands it steps and extra noise. Its
+            // noise-source position and extra draws are kept even when the clip fails, so that the
+            // retry replays the same draws instead of advancing the source.
+            let name = work[g].name
+            let planned = c.steps
+            let pending = pendingExtra
+            let startSource = noise
+            let backend = self.backend
+            var sampled: (Tensor, StreamNoiseSource, [Tensor])?
+            var failure: Error?
+            withoutActuallyEscaping(progress) { report in
+                var sampler = ClipSampler(backend: backend, guidanceScale: c.guidanceScale, source: startSource,
+                                          pending: pending, plannedSteps: planned, progress: report)
+                do {
+                    let out = try Self.run(name) { try work[g].strategy.generateClip(clip, initialNoise: initialNoise, sampler: &sampler) }
+                    sampled = (out, sampler.source, sampler.extraDraws)
+                } catch {
+                    failure = error
+                    if sampler.extraDraws.count > pending.count { pendingExtra = sampler.extraDraws }
+                    noise = sampler.source
+                }
+            }
+            if let failure { throw failure }
+            guard let (out, source, extra) = sampled else { throw ModelError.cancelled }
+            guard out.shape == shape.latentShape else {
+                throw PluginError.strategyFailed(strategy: name, reason: "generated latents of shape \(out.shape), expected \(shape.latentShape)")
+            }
+            latents = out
+            noise = source
+            extraDraws = extra
+        } else {
+            // Denoise with the chain's hooks.
+            var hooks = ChainHooks(slots: work, clip: clip)
+            latents = try backend.denoise(initialNoise: initialNoise, steps: c.steps, guidanceScale: c.guidanceScale,
                                           hooks: &hooks, progress: progress)
-        work = hooks.slots
+            work = hooks.slots
+        }
 
         // Emission.
         var emitted: [Int]? = nil
@@ -265,10 +324,11 @@ public struct VideoStream: Sendable {
         // Commit.
         let result = EmittedClip(index: clip.index, frames: Tensor(shape: [indices.count, h, w, 3], scalars: out),
                                  firstFrameNumber: framesEmitted, latents: latents, emittedFrameIndices: indices,
-                                 initialNoise: initialNoise, noiseDraw: fresh)
+                                 initialNoise: initialNoise, noiseDraw: fresh, extraNoiseDraws: extraDraws)
         slots = work
         previous = record
         pendingFresh = nil
+        pendingExtra = []
         clipIndex += 1
         framesEmitted += Int64(indices.count)
         return result

@@ -92,6 +92,7 @@ struct GenerateCommand: ParsableCommand {
                 return true
             }
             draws.append(clip.noiseDraw)
+            draws += clip.extraNoiseDraws
             let (n, h, w) = (clip.frames.shape[0], clip.frames.shape[1], clip.frames.shape[2])
             if animation == nil { animation = try AnimatedWebPWriter(width: w, height: h, fps: fps, compression: compression) }
             for i in 0..<n {

@@ -40,6 +40,21 @@ def pyoco_prior(fresh: torch.Tensor, a: float) -> torch.Tensor:
     return out
 
 
+def freenoise_noise(prev_noise: torch.Tensor, fresh: torch.Tensor, window: int, reuse: float) -> torch.Tensor:
+    """FreeNoise rescheduling: frame j = sqrt(rho) * prev[pi(j)] + sqrt(1 - rho) * fresh_j, pi shuffling
+    frames within consecutive windows, each window's order given by sorting its frames by their first
+    value (channel 0, pixel 0) of the fresh draw, ties by index."""
+    n = fresh.shape[2]
+    pi = []
+    for start in range(0, n, window):
+        frames = list(range(start, min(start + window, n)))
+        pi += sorted(frames, key=lambda j: (float(fresh[0, 0, j, 0, 0]), j))
+    reused = prev_noise[:, :, pi]
+    if reuse == 1:
+        return reused.clone()
+    return math.sqrt(reuse) * reused + math.sqrt(1 - reuse) * fresh
+
+
 def dsg_guides(k: int, j: int, m: int, s: int, beta: float) -> bool:
     return 0 <= j < m and k < beta * s * (m - j) / m
 
@@ -76,6 +91,8 @@ def run(args) -> dict:
             noise = pyoco_prior(fresh, args.pyoco_a)
         if i > 0 and "fnr" in chain:
             noise = prev_noise.flip(2).clone()
+        if i > 0 and "freenoise" in chain:
+            noise = freenoise_noise(prev_noise, fresh, args.freenoise_window, args.freenoise_reuse)
         if i > 0 and "pns" in chain:
             rev = prev_noise.flip(2)
             noise[:, :, m:] = wp * rev[:, :, m:] + wf * fresh[:, :, m:]
@@ -119,6 +136,8 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=4.0)
     ap.add_argument("--beta", type=float, default=0.4)
     ap.add_argument("--pyoco-a", type=float, default=1.0)
+    ap.add_argument("--freenoise-window", type=int, default=4)
+    ap.add_argument("--freenoise-reuse", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--tape", help="replay this tape instead of drawing one")
     args = ap.parse_args()

@@ -115,6 +115,13 @@ public struct TextToVideoPipeline: Sendable {
         public let timestep: Int
         /// Latents after this step, `[1, C, F, h, w]`.
         public let latents: Tensor
+
+        public init(step: Int, totalSteps: Int, timestep: Int, latents: Tensor) {
+            self.step = step
+            self.totalSteps = totalSteps
+            self.timestep = timestep
+            self.latents = latents
+        }
     }
 
     /// Runs the DDIM loop from `initialNoise` (`[1, C, F, h, w]`, unit variance: DDIM's
