@@ -284,7 +284,10 @@ struct Stream: AsyncParsableCommand {
                     case .progress:
                         break
                     case .frame(let f):
-                        if stats.firstFrame == nil { stats.firstFrame = Date().timeIntervalSince(started) }
+                        let now = Date().timeIntervalSince(started)
+                        if stats.firstFrame == nil { stats.firstFrame = now }
+                        if let last = stats.lastFrame { stats.longestGap = max(stats.longestGap, now - last) }
+                        stats.lastFrame = now
                         stats.frames += 1
                         try writer.write(f)
                     case .clipEnded(let e):
@@ -324,8 +327,9 @@ struct Stream: AsyncParsableCommand {
             if !quiet {
                 let elapsed = Date().timeIntervalSince(started)
                 FileHandle.standardError.write(Data(String(
-                    format: "%d clips, %d frames in %.2f s (%.2f frames/s), first frame after %.2f s\n", stats.clips, stats.frames,
-                    elapsed, Double(stats.frames) / max(elapsed, 1e-9), stats.firstFrame ?? 0).utf8))
+                    format: "%d clips, %d frames in %.2f s (%.2f frames/s), first frame after %.2f s, longest wait between frames %.2f s\n",
+                    stats.clips, stats.frames, elapsed, Double(stats.frames) / max(elapsed, 1e-9), stats.firstFrame ?? 0,
+                    stats.longestGap).utf8))
             }
         case .failure(let e):
             fail("\(e)", Exit.code(for: e))
@@ -336,6 +340,9 @@ struct Stream: AsyncParsableCommand {
         var clips = 0
         var frames = 0
         var firstFrame: Double?
+        var lastFrame: Double?
+        /// The longest time between two consecutive frames: what a viewer waits at worst.
+        var longestGap: Double = 0
     }
 
     struct OutputError: Error { var message: String }
