@@ -12,8 +12,23 @@ public struct LongEvaluation: Sendable, Codable {
     public var cadence: Double?
     public var adherence: [Adherence.AtClip]
     public var continuity: MotionContinuity.Result
-    /// Prompts as the scorer read them, in stream order (first appearance).
+    /// Prompts as the scorer read them.
     public var parsedPrompts: [String: ParsedPrompt]
+    /// What the scorer read from every clip, so a surprising score can be traced to its clips.
+    public var readings: [StreamReading]
+
+    public struct StreamReading: Sendable, Codable, Equatable {
+        public var prompt: String
+        public var seed: UInt64
+        /// Per clip: background, object colour (nil: no object found), motion.
+        public var clips: [ClipSummary]
+    }
+
+    public struct ClipSummary: Sendable, Codable, Equatable {
+        public var background: String?
+        public var colour: String?
+        public var motion: SceneMotion
+    }
 
     public struct ParsedPrompt: Sendable, Codable, Equatable {
         public var colour: String?
@@ -44,5 +59,9 @@ public struct LongEvaluation: Sendable, Codable {
                                             scoredMotion: p.scoredMotion?.rawValue)
         }
         parsedPrompts = parsed
+        self.readings = zip(streams, readings).map { s, clips in
+            StreamReading(prompt: s.prompt, seed: s.seed,
+                          clips: clips.map { ClipSummary(background: $0.background, colour: $0.colour, motion: $0.motion) })
+        }
     }
 }
