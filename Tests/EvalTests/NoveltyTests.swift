@@ -32,6 +32,18 @@ import VidrdRuntime
         #expect(SeamMetrics.measure(s.map(\.clips)).ratio < 0.1)
     }
 
+    /// A, B, A reversed, B reversed, A, …: clip k is clip k−2 played backwards, also a loop.
+    @Test func aBackwardsLoopHasNoNovelty() throws {
+        let s = Self.streams { seed in
+            let a = Self.continuing(seed: seed, counts: [8])[0]
+            let b = Self.video.render(30..<38) { t in (x: Double(t + 11 * seed), y: Double(2 + 10 * seed)) }
+            return (0..<12).map { k in [a, b, reverse(a), reverse(b)][k % 4] }
+        }
+        let novelty = try #require(Novelty.measure(s).novelty)
+        print("backwards loop: novelty \(novelty)")
+        #expect(novelty < 0.01)
+    }
+
     @Test func independentContentHasNoveltyOne() throws {
         var noise = Noise(state: 7)
         let s = Self.streams { _ in (0..<12).map { _ in noise.clip(frames: 8) } }
