@@ -61,6 +61,8 @@ let package = Package(
             ],
             path: "Sources/Daemon"),
         .target(name: "VidrdClient", dependencies: ["VidrdProtocol"], path: "Sources/Client"),
+        // Long-video metrics (vidrd longeval, vidrd seams): pure functions of decoded frames.
+        .target(name: "VidrdEval", dependencies: ["VidrdRuntime"], path: "Sources/Eval"),
 
         .executableTarget(
             name: "vidrd-daemon",
@@ -81,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "vidrd",
             dependencies: [
-                "VidrdRuntime", "VidrdPlugins", "VidrdMedia",
+                "VidrdRuntime", "VidrdPlugins", "VidrdMedia", "VidrdEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/vidrd"),
@@ -94,6 +96,7 @@ let package = Package(
         .testTarget(name: "RuntimeTests", dependencies: ["VidrdRuntime"], path: "Tests/RuntimeTests"),
         .testTarget(name: "MediaTests", dependencies: ["VidrdMedia"], path: "Tests/MediaTests"),
         .testTarget(name: "PluginsTests", dependencies: ["VidrdPlugins", "VidrdRuntime"], path: "Tests/PluginsTests"),
+        .testTarget(name: "EvalTests", dependencies: ["VidrdEval", "VidrdRuntime", "VidrdMedia"], path: "Tests/EvalTests"),
         .testTarget(name: "ProtocolTests", dependencies: ["VidrdProtocol"], path: "Tests/ProtocolTests"),
         .testTarget(
             name: "DaemonTests",

@@ -8,7 +8,7 @@ struct VidrdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vidrd",
         abstract: "Offline vidrd tool: runs the text-to-video model without a daemon.",
-        subcommands: [ClipCommand.self, GenerateCommand.self, SeamsCommand.self, StrategiesCommand.self])
+        subcommands: [ClipCommand.self, GenerateCommand.self, SeamsCommand.self, LongEvalCommand.self, StrategiesCommand.self])
 }
 
 /// Options shared by commands that load a model.
