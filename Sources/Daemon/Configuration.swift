@@ -1,15 +1,17 @@
 import Foundation
 import VidrdProtocol
+import VidrdRuntime
 
 /// Everything the daemon can be told. Defaults are the documented ones (docs/DAEMON.md,
 /// docs/PROTOCOL.md §10); `DaemonConfiguration(contentsOf:)` reads the `key = value` file format.
 public struct DaemonConfiguration: Sendable {
     /// Server-side defaults for OPEN_SESSION fields the client leaves out.
     public struct SessionDefaults: Sendable, Equatable {
-        public var steps: UInt32 = 25
-        /// nil: the model's recommendation (`generation_config.json` in its folder), else 7.5.
+        public var steps = UInt32(GenerationDefaults.standardSteps)
+        /// nil: the model's recommendation (`generation_config.json` in its folder), else
+        /// `GenerationDefaults.standardGuidanceScale`.
         public var guidance: Double? = nil
-        public var framesPerClip: UInt32 = 16
+        public var framesPerClip = UInt32(GenerationDefaults.standardFrames)
         /// nil: the model's native size.
         public var width: UInt32? = nil
         public var height: UInt32? = nil
@@ -123,9 +125,12 @@ public struct DaemonConfiguration: Sendable {
         ("socket_send_buffer", "SO_SNDBUF of accepted sockets, bytes (default: system)"),
         ("token", "shared secret clients must send (default: none)"),
         ("token_file", "read the shared secret from this file (first line)"),
-        ("default_steps", "steps when a session names none (default 25)"),
-        ("default_guidance", "guidance when a session names none (default: the model folder's generation_config.json, else 7.5)"),
-        ("default_frames_per_clip", "frames per clip when a session names none (default 16)"),
+        ("default_steps", "steps when a session names none (default \(GenerationDefaults.standardSteps))"),
+        (
+            "default_guidance",
+            "guidance when a session names none (default: the model folder's generation_config.json, else \(GenerationDefaults.standardGuidanceScale))"
+        ),
+        ("default_frames_per_clip", "frames per clip when a session names none (default \(GenerationDefaults.standardFrames))"),
         ("default_width", "width when a session names none (default: the model's)"),
         ("default_height", "height when a session names none (default: the model's)"),
         ("default_fps", "fps metadata when a session names none (default 8)"),

@@ -15,10 +15,11 @@ public struct StreamConfiguration: Sendable {
     public var prompt: String
     public var negativePrompt = ""
     public var seed: UInt64 = 0
-    public var steps = 50
-    public var guidanceScale: Float = 10
+    public var steps = GenerationDefaults.standardSteps
+    /// Callers with a pipeline should start from `pipeline.defaultGuidanceScale` (the model's).
+    public var guidanceScale: Float = GenerationDefaults.standardGuidanceScale
     /// N, frames per clip.
-    public var frames = 16
+    public var frames = GenerationDefaults.standardFrames
     public var height: Int? = nil
     public var width: Int? = nil
     /// The chain, in order. `init(prompt:)` gives the built-in default (fnr, pns, dsg), which is

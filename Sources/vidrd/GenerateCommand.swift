@@ -23,10 +23,10 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Seed of the default noise generator.") var seed: UInt64 = 0
     @Option(help: "Replay this noise tape (safetensors, noise.0, noise.1, …) instead of the seed.") var tape: String?
     @Option(help: "Write the stream's noise draws as a tape to this file.") var recordTape: String?
-    @Option(help: "Denoising steps.") var steps = 50
-    @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance (default: the model folder's generation_config.json, else 10).")
+    @Option(help: "Denoising steps.") var steps = GenerationDefaults.standardSteps
+    @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance (default: the model folder's generation_config.json, else \(GenerationDefaults.standardGuidanceScale)).")
     var guidance: Float?
-    @Option(help: "Frames per clip (N).") var frames = 16
+    @Option(help: "Frames per clip (N).") var frames = GenerationDefaults.standardFrames
     @Option(help: "Frame height in pixels (default: the model's native size).") var height: Int?
     @Option(help: "Frame width in pixels (default: the model's native size).") var width: Int?
     @Option(help: "plugins.conf to read (default: ./plugins.conf when it exists).") var pluginsConf: String?
@@ -62,7 +62,7 @@ struct GenerateCommand: ParsableCommand {
         c.negativePrompt = negativePrompt
         c.seed = seed
         c.steps = steps
-        if let g = guidance ?? pipeline.recommended.guidanceScale { c.guidanceScale = g }
+        c.guidanceScale = guidance ?? pipeline.defaultGuidanceScale
         c.frames = frames
         c.height = height
         c.width = width
@@ -85,7 +85,9 @@ struct GenerateCommand: ParsableCommand {
         var animation: AnimatedWebPWriter?
         var draws: [Tensor] = []
         let start = Date()
-        FileHandle.standardError.write("chain \(stream.chain.joined(separator: ",")), M = \(c.promptFrames), emit \(c.emission.rawValue)\n".data(using: .utf8)!)
+        FileHandle.standardError.write(
+            "chain \(stream.chain.joined(separator: ",")), M = \(c.promptFrames), emit \(c.emission.rawValue), steps \(c.steps), guidance \(c.guidanceScale)\n"
+                .data(using: .utf8)!)
         for k in 0..<clips {
             let clip = try stream.nextClip { p in
                 FileHandle.standardError.write("clip \(k) step \(p.step)/\(p.totalSteps)\n".data(using: .utf8)!)

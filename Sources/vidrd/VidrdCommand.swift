@@ -32,10 +32,10 @@ struct ClipCommand: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Text prompt.") var prompt: String
     @Option(help: "Negative prompt (classifier-free guidance's unconditional text).") var negativePrompt = ""
-    @Option(help: "Denoising steps.") var steps = 25
-    @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance (default: the model folder's generation_config.json, else 7.5).")
+    @Option(help: "Denoising steps.") var steps = GenerationDefaults.standardSteps
+    @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance (default: the model folder's generation_config.json, else \(GenerationDefaults.standardGuidanceScale)).")
     var guidance: Float?
-    @Option(help: "Frames per clip.") var frames = 16
+    @Option(help: "Frames per clip.") var frames = GenerationDefaults.standardFrames
     @Option(help: "Frame height in pixels (default: the model's native size).") var height: Int?
     @Option(help: "Frame width in pixels (default: the model's native size).") var width: Int?
     @Option(help: "Seed of the default noise generator.") var seed: UInt64 = 0

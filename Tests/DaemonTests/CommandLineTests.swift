@@ -5,25 +5,30 @@ import VidrdMedia
 /// The built `vidrd-client` executable, next to the test bundle (`swift build --build-tests`
 /// and `swift test` build every product into the same folder).
 enum ClientBinary {
-    static let path: String? = {
+    static let path: String? = locate("vidrd-client")
+
+    /// A product built next to the test bundle, or nil.
+    static func locate(_ name: String) -> String? {
         var dirs: [URL] = []
         if let exe = Bundle.main.executableURL { dirs.append(exe.deletingLastPathComponent()) }
         dirs.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
         dirs.append(Bundle.main.bundleURL.deletingLastPathComponent())
         for d in dirs {
             for candidate in [d, d.deletingLastPathComponent()] {
-                let p = candidate.appendingPathComponent("vidrd-client").path
+                let p = candidate.appendingPathComponent(name).path
                 if FileManager.default.isExecutableFile(atPath: p) { return p }
             }
         }
         return nil
-    }()
+    }
 
     /// Runs the client; returns (exit status, stdout, stderr). Killed after `timeout` seconds.
     /// `interruptWhen` is polled every 20 ms; once it holds, the client gets SIGINT (Ctrl-C).
-    static func run(_ arguments: [String], timeout: Double = 30, interruptWhen: (() -> Bool)? = nil) throws -> (Int32, Data, String) {
+    static func run(
+        _ arguments: [String], executable: String? = path, timeout: Double = 30, interruptWhen: (() -> Bool)? = nil
+    ) throws -> (Int32, Data, String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: path!)
+        p.executableURL = URL(fileURLWithPath: try #require(executable, "the executable is not built next to the tests"))
         p.arguments = arguments
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
