@@ -712,7 +712,7 @@ public enum WireCodec {
         default: numeric = nil
         }
         if numeric == nil, d.minimum != nil || d.maximum != nil {
-            throw r.fail(.conflictingFields, "parameter \(name) is a \(value.kindName) and cannot have bounds")
+            throw r.fail(.conflictingFields, "parameter \(name) is \(value.kindName == "int" ? "an" : "a") \(value.kindName) and cannot have bounds")
         }
         if let lo = d.minimum, let hi = d.maximum, lo > hi {
             throw r.fail(.valueOutOfRange, "parameter \(name): minimum \(lo) exceeds maximum \(hi)")

@@ -282,8 +282,14 @@ public struct OpenSession: Sendable, Hashable {
     public var width: UInt32?
     public var height: UInt32?
     public var fps: Double?
-    /// nil: the server's default chain; `[]`: no strategies (fresh noise for every clip).
+    /// The wire's `chain` (tag 10). nil: the server's default chain; `[]`: no strategies (fresh
+    /// noise for every clip).
     public var strategies: [StrategySpec]?
+    /// The same field under its wire and document name (docs/PROTOCOL.md §6.8).
+    public var chain: [StrategySpec]? {
+        get { strategies }
+        set { strategies = newValue }
+    }
     /// 0...100. Lossy: quality. Lossless: compression effort (libwebp semantics).
     public var webpQuality: UInt8?
     public var webpLossless: Bool?
@@ -328,8 +334,10 @@ public struct SessionOpened: Sendable, Hashable {
     public var width: UInt32
     public var height: UInt32
     public var fps: Double
-    /// The effective chain, every parameter spelled out.
+    /// The effective chain (the wire's `chain`, tag 10), every parameter spelled out.
     public var strategies: [StrategySpec]
+    /// The same field under its wire and document name (docs/PROTOCOL.md §6.9).
+    public var chain: [StrategySpec] { strategies }
     public var webpQuality: UInt8
     public var webpLossless: Bool
     /// Number of prompt tokens the text encoder used (after truncation), if the server reports it.

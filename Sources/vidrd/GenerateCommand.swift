@@ -15,7 +15,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Text prompt.") var prompt: String
     @Option(help: "Negative prompt.") var negativePrompt = ""
     @Option(help: "Number of clips.") var clips = 3
-    @Option(help: "Strategy chain, e.g. fnr,pns,dsg or fnr,pns:alpha=2 (default: plugins.conf's chain).") var strategy: String?
+    @Option(help: "Strategy chain: NAME[:PARAM=VALUE[:PARAM=VALUE...]], comma-separated, e.g. fnr,pns:alpha=2,dsg:beta=0.3 (default: plugins.conf's chain).")
+    var strategy: String?
     @Option(help: "PNS α (needs pns in the chain).") var alpha: Double?
     @Option(help: "DSG β (needs dsg in the chain).") var beta: Double?
     @Option(help: "M, prompt frames (default: plugins.conf's, else 4).") var promptFrames: Int?
@@ -129,7 +130,12 @@ struct StrategiesCommand: ParsableCommand {
             for p in s.parameters {
                 var range = ""
                 if p.minimum != nil || p.maximum != nil {
-                    range = " in [\(p.minimum.map { "\($0)" } ?? "-∞"), \(p.maximum.map { "\($0)" } ?? "∞")]"
+                    // Bounds are Doubles for every numeric kind; an int parameter's read as ints.
+                    func bound(_ b: Double?, _ none: String) -> String {
+                        guard let b else { return none }
+                        return p.kind == "int" && b == b.rounded() && abs(b) < 1e15 ? String(Int(b)) : "\(b)"
+                    }
+                    range = " in [\(bound(p.minimum, "-∞")), \(bound(p.maximum, "∞"))]"
                 }
                 print("    \(p.name): \(p.kind) = \(p.defaultValue)\(range) — \(p.help)")
             }

@@ -53,7 +53,7 @@ extension DaemonSuite {
         /// A plugins.conf with the built-in strategies only (no C libraries to load).
         static func emptyConf() -> String {
             let p = FileManager.default.temporaryDirectory.appendingPathComponent("vidrd-plugins-\(UUID().uuidString).conf").path
-            FileManager.default.createFile(atPath: p, contents: Data("# built-ins only\n".utf8))
+            _ = FileManager.default.createFile(atPath: p, contents: Data("# built-ins only\n".utf8))
             return p
         }
     }
