@@ -184,7 +184,7 @@ public struct VideoStream: Sendable {
                 let (a, b) = (chain[i], chain[j])
                 for ca in a.capabilities.noise {
                     for cb in b.capabilities.noise where ca.layer == cb.layer && ca.clips.overlaps(cb.clips) && overlap(ca.frames, cb.frames) {
-                        throw PluginError.conflict("\"\(a.name)\" and \"\(b.name)\" both write the initial noise of \(cb.frames.rawValue) frames of \(cb.clips.rawValue) clips in the \(ca.layer.rawValue) layer")
+                        throw PluginError.conflict(noiseConflictMessage(a.name, ca, b.name, cb))
                     }
                 }
                 if let fa = a.capabilities.latentOverrides, let fb = b.capabilities.latentOverrides, overlap(fa, fb) {
