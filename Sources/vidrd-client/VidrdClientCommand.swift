@@ -44,6 +44,9 @@ enum Exit {
         """
 }
 
+/// The C library's exit, for code inside a ParsableCommand, where `exit` is ArgumentParser's.
+func exitProcess(_ code: Int32) -> Never { exit(code) }
+
 func fail(_ message: String, _ code: Int32) -> Never {
     FileHandle.standardError.write(Data("vidrd-client: \(message)\n".utf8))
     exit(code)
@@ -292,7 +295,7 @@ struct Stream: AsyncParsableCommand {
         }
         let interrupted = Counter()
         interrupts.setEventHandler {
-            if interrupted.increment() > 1 { Glibc.exit(130) }
+            if interrupted.increment() > 1 { exitProcess(130) }
             task.cancel()
         }
         interrupts.resume()
