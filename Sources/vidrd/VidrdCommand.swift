@@ -9,6 +9,13 @@ struct VidrdCommand: ParsableCommand {
         commandName: "vidrd",
         abstract: "Offline vidrd tool: runs the text-to-video model without a daemon.",
         subcommands: [ClipCommand.self, GenerateCommand.self, SeamsCommand.self, StrategiesCommand.self])
+
+    /// Every subcommand that runs the model gets the tuned allocator (docs/RUNTIME.md); set once
+    /// here, before parsing, rather than in each subcommand's run().
+    static func main() {
+        ProcessTuning.configureAllocator()
+        main(nil)
+    }
 }
 
 /// Options shared by commands that load a model.
