@@ -350,7 +350,7 @@ final class FrameWriter: @unchecked Sendable {
 
     func write(_ f: VideoFrame) throws {
         if let out {
-            let path = "\(out)/frame_\(String(format: "%06llu", f.frameNumber)).webp"
+            let path = "\(out)/\(FrameFiles.name(Int64(clamping: f.frameNumber)))"
             guard FileManager.default.createFile(atPath: path, contents: Data(f.webp)) else {
                 throw Stream.OutputError(message: "cannot write \(path)")
             }

@@ -100,7 +100,7 @@ struct GenerateCommand: ParsableCommand {
             for i in 0..<n {
                 let image = RGBImage(width: w, height: h, unitFloats: clip.frames.scalars[(i * h * w * 3)..<((i + 1) * h * w * 3)])
                 try AtomicFile.write(Data(try WebP.encode(image, compression: compression)),
-                                     to: "\(out)/frame_\(String(format: "%05lld", clip.firstFrameNumber + Int64(i))).webp")
+                                     to: "\(out)/\(FrameFiles.name(clip.firstFrameNumber + Int64(i)))")
                 try animation!.add(image)
             }
             if saveLatents {

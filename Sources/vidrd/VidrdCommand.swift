@@ -90,7 +90,7 @@ struct ClipCommand: ParsableCommand {
         for i in 0..<f {
             let image = RGBImage(width: w, height: h, unitFloats: clip.frames.scalars[(i * h * w * 3)..<((i + 1) * h * w * 3)])
             try AtomicFile.write(Data(try WebP.encode(image, compression: compression)),
-                                 to: "\(out)/frame_\(String(format: "%04d", i)).webp")
+                                 to: "\(out)/\(FrameFiles.name(Int64(i)))")
             try animation.add(image)
         }
         try AtomicFile.write(Data(try animation.finish()), to: "\(out)/clip.webp")

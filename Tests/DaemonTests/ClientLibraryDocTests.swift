@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VidrdDaemon
+import VidrdMedia
 import VidrdPlugins
 import VidrdProtocol
 
@@ -76,6 +77,23 @@ extension DaemonSuite {
                 return
             }
             #expect(r.description == "must be ≤ 256, got 300", "\(r)")
+        }
+
+        @Test("vidrd clip, vidrd generate and vidrd-client --out name frames the same way")
+        func oneFrameFileScheme() throws {
+            #expect(FrameFiles.name(0) == "frame_000000.webp" && FrameFiles.name(1_234_567) == "frame_1234567.webp")
+            let vidrd = try #require(ClientBinary.locate("vidrd"))
+            let root = FileManager.default.temporaryDirectory.appendingPathComponent("vidrd-names-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: root) }
+            let small = ["--model", Fixture.modelDirectory.path, "--prompt", "x", "--steps", "1", "--frames", "2", "--height", "8", "--width", "8"]
+            for (command, extra) in [("clip", [String]()), ("generate", ["--clips", "2", "--prompt-frames", "1", "--emit", "all", "--plugins-conf", GenerationDefaultsPolicyTests.emptyConf()])] {
+                let out = root.appendingPathComponent(command)
+                let (status, _, stderr) = try ClientBinary.run([command] + small + extra + ["--out", out.path], executable: vidrd, timeout: 120)
+                #expect(status == 0, "\(command): \(stderr)")
+                let names = try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasPrefix("frame") }.sorted()
+                let count = command == "clip" ? 2 : 4
+                #expect(names == (0..<count).map { FrameFiles.name(Int64($0)) }, "\(command): \(names)")
+            }
         }
 
         /// A plugins.conf that loads the example C plugin (an int parameter with a minimum).

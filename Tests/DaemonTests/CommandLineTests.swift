@@ -160,7 +160,7 @@ extension DaemonSuite {
             #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "3 clips\n")
             // Three clips of 4 frames (emission all), no frame of a fourth.
             let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".webp") }.sorted()
-            #expect(names == (0..<12).map { String(format: "frame-%06d.webp", $0) })
+            #expect(names == (0..<12).map { String(format: "frame_%06d.webp", $0) })
             for name in names {
                 let image = try WebP.decode(Array(try Data(contentsOf: dir.appendingPathComponent(name))))
                 #expect(image.width == 8 && image.height == 8)
