@@ -239,6 +239,9 @@ extension DaemonSuite {
             #expect(clips.map(\.frames.count) == [4, 1, 1])
             #expect(clips.map(\.start.frameCount) == clips.map(\.end.frameCount))
             #expect(clips.flatMap(\.frames).map(\.frameNumber) == [0, 1, 2, 3, 4, 5])
+            // frame_index counts the FRAMEs sent (PROTOCOL.md §6.14): clip 1 sends generated frame
+            // 3 of 4 as frame_index 0, not 3.
+            #expect(clips.map { $0.frames.map(\.frameIndex) } == [[0, 1, 2, 3], [0], [0]])
             await client.close()
         }
 
