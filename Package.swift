@@ -88,6 +88,9 @@ let package = Package(
             ],
             path: "Sources/vidrd"),
 
+        // docs/DAEMON.md's client library example (run by DaemonTests against a daemon).
+        .executableTarget(name: "vidrd-client-example", dependencies: ["VidrdClient"], path: "Examples/ClientExample"),
+
         .executableTarget(
             name: "vidrd-bench",
             dependencies: ["VidrdRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -388,6 +388,4 @@ final class ClientCore: @unchecked Sendable {
         for w in strategies { w(.failure(error)) }
         socket.shutdownWrite()
     }
-
-    var isEnded: Bool { lock.withLock { ended != nil } }
 }

@@ -1,14 +1,23 @@
 import Foundation
 import VidrdProtocol
 
+// Inside `Socket`, whose methods are named connect/send/close, the C calls need their module's
+// name; these aliases give the one spelling both platforms compile.
 #if canImport(Glibc)
 import Glibc
 private let sockStream = Int32(SOCK_STREAM.rawValue)
 private let sendFlags = Int32(MSG_NOSIGNAL)
+private func posixConnect(_ fd: Int32, _ a: UnsafePointer<sockaddr>?, _ n: socklen_t) -> Int32 { Glibc.connect(fd, a, n) }
+private func posixSend(_ fd: Int32, _ p: UnsafeRawPointer?, _ n: Int, _ flags: Int32) -> Int { Glibc.send(fd, p, n, flags) }
+private func posixClose(_ fd: Int32) -> Int32 { Glibc.close(fd) }
 #elseif canImport(Darwin)
 import Darwin
 private let sockStream = SOCK_STREAM
+// Darwin has no MSG_NOSIGNAL; SO_NOSIGPIPE is set on the socket instead (`connect`).
 private let sendFlags: Int32 = 0
+private func posixConnect(_ fd: Int32, _ a: UnsafePointer<sockaddr>?, _ n: socklen_t) -> Int32 { Darwin.connect(fd, a, n) }
+private func posixSend(_ fd: Int32, _ p: UnsafeRawPointer?, _ n: Int, _ flags: Int32) -> Int { Darwin.send(fd, p, n, flags) }
+private func posixClose(_ fd: Int32) -> Int32 { Darwin.close(fd) }
 #endif
 
 /// A connected, blocking TCP socket (POSIX). `send` may be called from several threads (the
@@ -43,7 +52,7 @@ final class Socket: @unchecked Sendable {
             }
             let flags = fcntl(fd, F_GETFL, 0)
             _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
-            var ok = Glibc.connect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen) == 0
+            var ok = posixConnect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen) == 0
             if !ok && errno == EINPROGRESS {
                 var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                 let n = poll(&p, 1, Int32(max(1, timeout * 1000)))
@@ -60,12 +69,15 @@ final class Socket: @unchecked Sendable {
                 lastError = String(cString: strerror(errno))
             }
             guard ok else {
-                Glibc.close(fd)
+                _ = posixClose(fd)
                 continue
             }
             _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            #if canImport(Darwin)
+            setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
+            #endif
             return Socket(fd: fd)
         }
         throw VidrdError(.connectionFailed, .unavailable, "cannot connect to \(host):\(port): \(lastError)")
@@ -75,7 +87,7 @@ final class Socket: @unchecked Sendable {
     func send(_ bytes: [UInt8]) throws(VidrdError) {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, sendFlags) }
+            let n = bytes.withUnsafeBytes { posixSend(fd, $0.baseAddress! + offset, $0.count - offset, sendFlags) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw VidrdError(.connectionClosed, .unavailable, "send failed: \(String(cString: strerror(errno)))")
@@ -117,7 +129,7 @@ final class Socket: @unchecked Sendable {
         defer { closed.unlock() }
         if !isClosed {
             isClosed = true
-            Glibc.close(fd)
+            _ = posixClose(fd)
         }
     }
 

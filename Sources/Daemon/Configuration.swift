@@ -1,15 +1,17 @@
 import Foundation
 import VidrdProtocol
+import VidrdRuntime
 
 /// Everything the daemon can be told. Defaults are the documented ones (docs/DAEMON.md,
 /// docs/PROTOCOL.md §10); `DaemonConfiguration(contentsOf:)` reads the `key = value` file format.
 public struct DaemonConfiguration: Sendable {
     /// Server-side defaults for OPEN_SESSION fields the client leaves out.
     public struct SessionDefaults: Sendable, Equatable {
-        public var steps: UInt32 = 25
-        /// nil: the model's recommendation (`generation_config.json` in its folder), else 7.5.
+        public var steps = UInt32(GenerationDefaults.standardSteps)
+        /// nil: the model's recommendation (`generation_config.json` in its folder), else
+        /// `GenerationDefaults.standardGuidanceScale`.
         public var guidance: Double? = nil
-        public var framesPerClip: UInt32 = 16
+        public var framesPerClip = UInt32(GenerationDefaults.standardFrames)
         /// nil: the model's native size.
         public var width: UInt32? = nil
         public var height: UInt32? = nil
@@ -22,8 +24,12 @@ public struct DaemonConfiguration: Sendable {
     public var listen = ListenAddress()
     /// Announced to clients and enforced (docs/PROTOCOL.md §6.6).
     public var limits = ServerLimits.defaults
-    /// Connections that completed the handshake; more get RESOURCE_EXHAUSTED at HELLO.
-    public var maxConnections = 64
+    /// Connections that completed the handshake; more get RESOURCE_EXHAUSTED at HELLO. Stored in
+    /// `limits` because it is announced there (docs/PROTOCOL.md §6.6, tag 15).
+    public var maxConnections: Int {
+        get { Int(limits.maxConnections ?? ServerLimits.defaults.maxConnections ?? 64) }
+        set { limits.maxConnections = UInt32(clamping: newValue) }
+    }
     /// Generation threads. Each clip already uses every core through the runtime's own
     /// parallelism, so 1 gives the best throughput; 2 lets a second session make progress
     /// while one clip is being generated.
@@ -112,15 +118,19 @@ public struct DaemonConfiguration: Sendable {
         ("keepalive_interval_ms", "client PING interval announced to clients (default 15000)"),
         ("idle_timeout_ms", "close a connection silent this long; 0 = never (default 60000)"),
         ("handshake_timeout_ms", "HELLO must arrive within this time (default 10000)"),
+        ("frame_timeout_ms", "a frame must be complete this long after its first byte; 0 = no deadline (default 30000)"),
         ("max_queued_bytes", "bytes queued per connection before its sessions pause (default 8388608)"),
         ("drain_grace_ms", "on SIGINT/SIGTERM, time to finish clips in progress (default 30000)"),
         ("linger_ms", "read-and-discard time after the last frame before closing (default 2000)"),
         ("socket_send_buffer", "SO_SNDBUF of accepted sockets, bytes (default: system)"),
         ("token", "shared secret clients must send (default: none)"),
         ("token_file", "read the shared secret from this file (first line)"),
-        ("default_steps", "steps when a session names none (default 25)"),
-        ("default_guidance", "guidance when a session names none (default: the model folder's generation_config.json, else 7.5)"),
-        ("default_frames_per_clip", "frames per clip when a session names none (default 16)"),
+        ("default_steps", "steps when a session names none (default \(GenerationDefaults.standardSteps))"),
+        (
+            "default_guidance",
+            "guidance when a session names none (default: the model folder's generation_config.json, else \(GenerationDefaults.standardGuidanceScale))"
+        ),
+        ("default_frames_per_clip", "frames per clip when a session names none (default \(GenerationDefaults.standardFrames))"),
         ("default_width", "width when a session names none (default: the model's)"),
         ("default_height", "height when a session names none (default: the model's)"),
         ("default_fps", "fps metadata when a session names none (default 8)"),
@@ -178,6 +188,7 @@ public struct DaemonConfiguration: Sendable {
         case "keepalive_interval_ms": limits.keepaliveIntervalMs = try u32(100...86_400_000)
         case "idle_timeout_ms": limits.idleTimeoutMs = try u32(0...86_400_000)
         case "handshake_timeout_ms": limits.handshakeTimeoutMs = try u32(10...3_600_000)
+        case "frame_timeout_ms": limits.frameTimeoutMs = try u32(0...3_600_000)
         case "max_queued_bytes": maxQueuedBytesPerConnection = try int(4096...(1 << 30))
         case "drain_grace_ms": drainGraceMs = try int(0...3_600_000)
         case "linger_ms": lingerMs = try int(0...60_000)

@@ -14,7 +14,10 @@ final class Connection {
     var peer = "?"
     var clientName: String?
     let acceptedAtMs: UInt64
+    /// When the last complete frame arrived (the idle timer).
     var lastReceivedMs: UInt64
+    /// When the first byte of the frame now partly buffered arrived; nil between frames.
+    var frameStartedMs: UInt64?
     var lastWriteProgressMs: UInt64
     /// Bytes handed to libuv for this connection and not yet written to the socket.
     var queuedBytes = 0

@@ -263,12 +263,14 @@ final class Server: @unchecked Sendable {
             uv_close(UnsafeMutablePointer<uv_handle_t>(OpaquePointer(tcp))) { h in UnsafeMutableRawPointer(h)?.deallocate() }
             return
         }
-        let hardCap = configuration.maxConnections + max(16, configuration.maxConnections)
-        if draining || connections.count >= hardCap {
-            logger.warning("connection refused", metadata: ["reason": "\(draining ? "draining" : "too many connections")"])
-            uv_close(UnsafeMutablePointer<uv_handle_t>(OpaquePointer(tcp))) { h in UnsafeMutableRawPointer(h)?.deallocate() }
-            return
-        }
+        // Refused connections still get the preface and a fatal ERROR (then linger like any
+        // other), so a client learns why and when to retry instead of seeing a bare reset.
+        let live = liveConnectionCount
+        let refusal: (StatusCode, String)? =
+            draining
+            ? (.unavailable, "server shutting down")
+            : live >= handshakeCap
+                ? (.resourceExhausted, "the server has \(live) connections open, handshaking or ready; its limit is \(handshakeCap)") : nil
         uv_tcp_nodelay(tcp, 1)
         if var size = configuration.socketSendBuffer.map({ Int32($0) }) {
             uv_send_buffer_size(UnsafeMutablePointer<uv_handle_t>(OpaquePointer(tcp)), &size)
@@ -286,8 +288,25 @@ final class Server: @unchecked Sendable {
         connections[conn.id] = conn
         logger.debug("connection accepted", metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)"])
         write(conn, ConnectionPreface.bytes)
+        if let (code, message) = refusal {
+            logger.warning("connection refused", metadata: ["conn": "\(conn.id)", "reason": "\(message)"])
+            fail(conn, code, message, retryAfterMs: Self.retryAfterMs)
+            return
+        }
         startReading(conn)
     }
+
+    /// Suggested wait before a client retries a connection the server refused for capacity.
+    static let retryAfterMs: UInt32 = 1000
+
+    /// Connections in the handshake or ready (not those lingering after their last frame).
+    private var liveConnectionCount: Int { connections.values.reduce(0) { $0 + ($1.isOpen ? 1 : 0) } }
+
+    /// Live connections (handshaking or ready) the server holds at most; newcomers past it are
+    /// refused at once with RESOURCE_EXHAUSTED (docs/PROTOCOL.md §8.2). Connections lingering
+    /// after their last frame are bounded separately (`lingerCap`) and never block newcomers.
+    private var handshakeCap: Int { configuration.maxConnections + max(16, configuration.maxConnections) }
+    private var lingerCap: Int { handshakeCap }
 
     // MARK: - Reading
 
@@ -333,11 +352,21 @@ final class Server: @unchecked Sendable {
             return
         }
         guard nread > 0, let base, conn.isOpen else { return }
-        conn.lastReceivedMs = MonotonicClock.milliseconds
+        let now = MonotonicClock.milliseconds
         conn.decoder.append(UnsafeRawBufferPointer(start: base, count: nread))
         do {
+            var completed = false
             while conn.isOpen, let envelope = try conn.decoder.nextMessage() {
+                // Only whole frames count as activity: a peer trickling one frame's bytes must
+                // not hold the connection past idle_timeout_ms (docs/PROTOCOL.md §8.5).
+                conn.lastReceivedMs = now
+                completed = true
                 handle(conn, envelope)
+            }
+            if conn.decoder.bufferedByteCount == 0 {
+                conn.frameStartedMs = nil
+            } else if completed || conn.frameStartedMs == nil {
+                conn.frameStartedMs = now
             }
         } catch {
             logger.info(
@@ -395,6 +424,8 @@ final class Server: @unchecked Sendable {
         if conn.readingPaused, conn.queuedBytes <= configuration.maxQueuedBytesPerConnection / 2 {
             conn.readingPaused = false
             if conn.isOpen {
+                // The server, not the peer, held the partial frame back while paused.
+                if conn.frameStartedMs != nil { conn.frameStartedMs = MonotonicClock.milliseconds }
                 startReading(conn)
                 logger.debug("backpressure: resumed", metadata: ["conn": "\(conn.id)", "queued": "\(conn.queuedBytes)"])
             }
@@ -439,6 +470,12 @@ final class Server: @unchecked Sendable {
         conn.state = .closing
         endSessionsSilently(conn)
         conn.closingDeadlineMs = MonotonicClock.milliseconds + UInt64(configuration.lingerMs)
+        // Lingering only helps the peer read our last frame; when too many linger, the one that
+        // has lingered longest has most likely read it, so it is closed to make room.
+        let lingering = connections.values.filter { $0.state == .closing && $0 !== conn }
+        if lingering.count >= lingerCap, let oldest = lingering.min(by: { ($0.closingDeadlineMs, $0.id) < ($1.closingDeadlineMs, $1.id) }) {
+            closeHandle(oldest, reason: "lingering connections at their limit (\(lingerCap))")
+        }
         conn.readingPaused = false
         if !conn.peerClosed { startReading(conn) }
         let req = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
@@ -584,7 +621,7 @@ final class Server: @unchecked Sendable {
     func info() -> ServerInfo {
         ServerInfo(
             serverName: configuration.serverName, modelName: engine.modelName, limits: limits,
-            activeSessions: UInt32(sessions.count), activeConnections: UInt32(connections.count),
+            activeSessions: UInt32(sessions.count), activeConnections: UInt32(liveConnectionCount),
             uptimeMs: MonotonicClock.milliseconds - startedAtMs, clipsGenerated: clipsGenerated, framesSent: framesSent,
             queuedBytes: UInt64(max(queuedBytesTotal, 0)))
     }
@@ -779,7 +816,14 @@ final class Server: @unchecked Sendable {
     private func onSweep() {
         let now = MonotonicClock.milliseconds
         let idle = UInt64(limits.idleTimeoutMs)
+        let frameTimeout = UInt64(limits.frameTimeoutMs ?? 0)
         for conn in connections.values.sorted(by: { $0.id < $1.id }) {
+            if frameTimeout > 0, conn.isOpen, !conn.readingPaused, let started = conn.frameStartedMs, now &- started > frameTimeout {
+                fail(
+                    conn, .deadlineExceeded,
+                    "frame incomplete: \(conn.decoder.bufferedByteCount) bytes of it arrived, the rest not within frame_timeout_ms = \(frameTimeout)")
+                continue
+            }
             switch conn.state {
             case .handshake:
                 if now &- conn.acceptedAtMs > UInt64(limits.handshakeTimeoutMs) {

@@ -83,10 +83,12 @@ public struct ParameterInfo: Sendable {
         var v = value
         if kind == "double", case let .int(i) = value { v = .double(Double(i)) }
         if case let .string(s) = value, kind != "string" {
-            guard let parsed = ParameterValue.parse(s, kind: kind) else { return .failure(InvalidParameterValue("\"\(s)\" is not a \(kind)")) }
+            guard let parsed = ParameterValue.parse(s, kind: kind) else { return .failure(InvalidParameterValue("\"\(s)\" is not \(kind.withArticle)")) }
             v = parsed
         }
-        guard v.kind == kind else { return .failure(InvalidParameterValue("expects a \(kind), got a \(value.kind) (\(value))")) }
+        guard v.kind == kind else {
+            return .failure(InvalidParameterValue("expects \(kind.withArticle), got \(value.kind.withArticle) (\(value))"))
+        }
         let number: Double?
         switch v {
         case let .double(d): number = d
@@ -112,6 +114,11 @@ public struct InvalidParameterValue: Error, Sendable, CustomStringConvertible {
     public let reason: String
     public init(_ reason: String) { self.reason = reason }
     public var description: String { reason }
+}
+
+extension String {
+    /// "an int", "a double": kind names in messages.
+    var withArticle: String { (first.map { "aeiou".contains($0) } ?? false ? "an " : "a ") + self }
 }
 
 extension Double {

@@ -216,9 +216,6 @@ public struct NoiseDraft: Sendable {
         writers[layer, default: [:]][f] = name
         noise.setLatentFrame(f, values)
     }
-
-    /// Which strategy last wrote each frame (nil: the fresh draw).
-    public func writer(of f: Int) -> String? { writers[.refine]?[f] ?? writers[.base]?[f] }
 }
 
 /// The latents before a denoising step. A strategy replaces only the frames it declared, and no
@@ -243,7 +240,4 @@ public struct LatentFrames: Sendable {
         writers[f] = name
         latents.setLatentFrame(f, values)
     }
-
-    /// Frames replaced at this step so far.
-    public var replacedFrames: [Int] { writers.keys.sorted() }
 }

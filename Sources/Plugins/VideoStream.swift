@@ -15,10 +15,11 @@ public struct StreamConfiguration: Sendable {
     public var prompt: String
     public var negativePrompt = ""
     public var seed: UInt64 = 0
-    public var steps = 50
-    public var guidanceScale: Float = 10
+    public var steps = GenerationDefaults.standardSteps
+    /// Callers with a pipeline should start from `pipeline.defaultGuidanceScale` (the model's).
+    public var guidanceScale: Float = GenerationDefaults.standardGuidanceScale
     /// N, frames per clip.
-    public var frames = 16
+    public var frames = GenerationDefaults.standardFrames
     public var height: Int? = nil
     public var width: Int? = nil
     /// The chain, in order. `init(prompt:)` gives the built-in default (fnr, pns, dsg), which is
@@ -197,7 +198,7 @@ public struct VideoStream: Sendable {
                 let (a, b) = (chain[i], chain[j])
                 for ca in a.capabilities.noise {
                     for cb in b.capabilities.noise where ca.layer == cb.layer && ca.clips.overlaps(cb.clips) && overlap(ca.frames, cb.frames) {
-                        throw PluginError.conflict("\"\(a.name)\" and \"\(b.name)\" both write the initial noise of \(cb.frames.rawValue) frames of \(cb.clips.rawValue) clips in the \(ca.layer.rawValue) layer")
+                        throw PluginError.conflict(noiseConflictMessage(a.name, ca, b.name, cb))
                     }
                 }
                 if let fa = a.capabilities.latentOverrides, let fb = b.capabilities.latentOverrides, overlap(fa, fb) {

@@ -162,6 +162,8 @@ public enum WireCodec {
         ].enumerated() {
             l.u32(UInt16(tag + 1), value)
         }
+        if let v = x.maxConnections { l.u32(15, v) }
+        if let v = x.frameTimeoutMs { l.u32(16, v) }
         w.nested(3, l)
         w.u32(4, m.activeSessions)
         w.u32(5, m.activeConnections)
@@ -567,7 +569,13 @@ public enum WireCodec {
 
     static func readLimits(_ r: inout TLVReader) throws(ProtocolError) -> ServerLimits {
         var v = [UInt32?](repeating: nil, count: limitNames.count)
+        var maxConnections: UInt32?, frameTimeoutMs: UInt32?
         while let f = try r.next() {
+            switch f.tag {
+            case 15: try r.once(f, "max_connections"); maxConnections = try r.u32(f, "max_connections", in: 1...UInt32.max); continue
+            case 16: try r.once(f, "frame_timeout_ms"); frameTimeoutMs = try r.u32(f, "frame_timeout_ms"); continue
+            default: break
+            }
             guard f.tag >= 1, Int(f.tag) <= limitNames.count else { continue }
             let i = Int(f.tag) - 1
             try r.once(f, limitNames[i])
@@ -582,7 +590,7 @@ public enum WireCodec {
             maxPayload: v[0]!, maxSessionsPerConnection: v[1]!, maxSessions: v[2]!, maxPromptBytes: v[3]!,
             maxSteps: v[4]!, maxWidth: v[5]!, maxHeight: v[6]!, dimensionMultiple: v[7]!, maxFramesPerClip: v[8]!,
             maxCredits: v[9]!, maxChainLength: v[10]!, keepaliveIntervalMs: v[11]!, idleTimeoutMs: v[12]!,
-            handshakeTimeoutMs: v[13]!)
+            handshakeTimeoutMs: v[13]!, maxConnections: maxConnections, frameTimeoutMs: frameTimeoutMs)
     }
 
     static func readChain(_ r: inout TLVReader) throws(ProtocolError) -> [StrategySpec] {
@@ -704,7 +712,7 @@ public enum WireCodec {
         default: numeric = nil
         }
         if numeric == nil, d.minimum != nil || d.maximum != nil {
-            throw r.fail(.conflictingFields, "parameter \(name) is a \(value.kindName) and cannot have bounds")
+            throw r.fail(.conflictingFields, "parameter \(name) is \(value.kindName == "int" ? "an" : "a") \(value.kindName) and cannot have bounds")
         }
         if let lo = d.minimum, let hi = d.maximum, lo > hi {
             throw r.fail(.valueOutOfRange, "parameter \(name): minimum \(lo) exceeds maximum \(hi)")

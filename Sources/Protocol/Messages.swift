@@ -146,12 +146,18 @@ public struct ServerLimits: Sendable, Hashable {
     public var idleTimeoutMs: UInt32
     /// The server closes a connection whose HELLO has not arrived within this time.
     public var handshakeTimeoutMs: UInt32
+    /// Connections the server serves after the handshake (tag 15). Optional on the wire because
+    /// it was added within version 1: nil means the server did not announce it.
+    public var maxConnections: UInt32?
+    /// A frame whose first byte has arrived must be complete within this time, or the server
+    /// fails the connection (tag 16; 0: no deadline; nil: not announced).
+    public var frameTimeoutMs: UInt32?
 
     public init(
         maxPayload: UInt32, maxSessionsPerConnection: UInt32, maxSessions: UInt32, maxPromptBytes: UInt32,
         maxSteps: UInt32, maxWidth: UInt32, maxHeight: UInt32, dimensionMultiple: UInt32,
         maxFramesPerClip: UInt32, maxCredits: UInt32, maxChainLength: UInt32, keepaliveIntervalMs: UInt32,
-        idleTimeoutMs: UInt32, handshakeTimeoutMs: UInt32
+        idleTimeoutMs: UInt32, handshakeTimeoutMs: UInt32, maxConnections: UInt32? = nil, frameTimeoutMs: UInt32? = nil
     ) {
         self.maxPayload = maxPayload
         self.maxSessionsPerConnection = maxSessionsPerConnection
@@ -167,6 +173,8 @@ public struct ServerLimits: Sendable, Hashable {
         self.keepaliveIntervalMs = keepaliveIntervalMs
         self.idleTimeoutMs = idleTimeoutMs
         self.handshakeTimeoutMs = handshakeTimeoutMs
+        self.maxConnections = maxConnections
+        self.frameTimeoutMs = frameTimeoutMs
     }
 
     /// The defaults stated in docs/PROTOCOL.md §10.
@@ -174,7 +182,7 @@ public struct ServerLimits: Sendable, Hashable {
         maxPayload: UInt32(ProtocolLimits.defaultMaxPayload), maxSessionsPerConnection: 4, maxSessions: 16,
         maxPromptBytes: 2048, maxSteps: 200, maxWidth: 1024, maxHeight: 1024, dimensionMultiple: 8,
         maxFramesPerClip: 64, maxCredits: 64, maxChainLength: 8, keepaliveIntervalMs: 15_000,
-        idleTimeoutMs: 60_000, handshakeTimeoutMs: 10_000)
+        idleTimeoutMs: 60_000, handshakeTimeoutMs: 10_000, maxConnections: 64, frameTimeoutMs: 30_000)
 }
 
 // MARK: - Strategies
@@ -274,8 +282,14 @@ public struct OpenSession: Sendable, Hashable {
     public var width: UInt32?
     public var height: UInt32?
     public var fps: Double?
-    /// nil: the server's default chain; `[]`: no strategies (fresh noise for every clip).
+    /// The wire's `chain` (tag 10). nil: the server's default chain; `[]`: no strategies (fresh
+    /// noise for every clip).
     public var strategies: [StrategySpec]?
+    /// The same field under its wire and document name (docs/PROTOCOL.md §6.8).
+    public var chain: [StrategySpec]? {
+        get { strategies }
+        set { strategies = newValue }
+    }
     /// 0...100. Lossy: quality. Lossless: compression effort (libwebp semantics).
     public var webpQuality: UInt8?
     public var webpLossless: Bool?
@@ -320,8 +334,10 @@ public struct SessionOpened: Sendable, Hashable {
     public var width: UInt32
     public var height: UInt32
     public var fps: Double
-    /// The effective chain, every parameter spelled out.
+    /// The effective chain (the wire's `chain`, tag 10), every parameter spelled out.
     public var strategies: [StrategySpec]
+    /// The same field under its wire and document name (docs/PROTOCOL.md §6.9).
+    public var chain: [StrategySpec] { strategies }
     public var webpQuality: UInt8
     public var webpLossless: Bool
     /// Number of prompt tokens the text encoder used (after truncation), if the server reports it.

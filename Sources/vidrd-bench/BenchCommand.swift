@@ -16,13 +16,13 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Frames per clip.") var frames = 16
     @Option(parsing: .upToNextOption, help: "Latent sizes (square) for the U-Net forward.") var latents: [Int] = [8, 16]
     @Option(help: "Pixel size of the full-clip benchmark (0 skips it).") var clipSize = 64
-    @Option(help: "Denoising steps of the full clip.") var steps = 25
+    @Option(help: "Denoising steps of the full clip.") var steps = GenerationDefaults.standardSteps
     @Option(help: "Timed repetitions (after one warm-up); the median is reported.") var repeats = 3
 
     func run() throws {
         ProcessTuning.configureAllocator()
         let pipeline = try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: model))
-        let prompt = try pipeline.encodePrompt("a red ball bouncing on grass", negativePrompt: "", guidanceScale: 7.5)
+        let prompt = try pipeline.encodePrompt("a red ball bouncing on grass", negativePrompt: "", guidanceScale: pipeline.defaultGuidanceScale)
         var random = SeededRandomSource(seed: 1)
         var ws = Workspace()
         let c = pipeline.unet.configuration.inChannels

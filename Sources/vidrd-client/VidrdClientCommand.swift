@@ -44,6 +44,9 @@ enum Exit {
         """
 }
 
+/// The C library's exit, for code inside a ParsableCommand, where `exit` is ArgumentParser's.
+func exitProcess(_ code: Int32) -> Never { exit(code) }
+
 func fail(_ message: String, _ code: Int32) -> Never {
     FileHandle.standardError.write(Data("vidrd-client: \(message)\n".utf8))
     exit(code)
@@ -138,7 +141,8 @@ struct Strategies: AsyncParsableCommand {
             for p in s.params {
                 var range = ""
                 if p.minimum != nil || p.maximum != nil {
-                    range = " [\(p.minimum.map { "\($0)" } ?? "")...\(p.maximum.map { "\($0)" } ?? "")]"
+                    let integer = p.defaultValue.kindName == "int"
+                    range = " [\(describeBound(p.minimum, integer: integer))...\(describeBound(p.maximum, integer: integer))]"
                 }
                 print("    \(p.name): \(p.defaultValue.kindName) = \(describe(p.defaultValue))\(range)\(p.summary.isEmpty ? "" : "  \(p.summary)")")
             }
@@ -148,39 +152,26 @@ struct Strategies: AsyncParsableCommand {
     }
 }
 
-func describe(_ v: ParamValue) -> String {
-    switch v {
-    case .double(let d): "\(d)"
-    case .int(let i): "\(i)"
-    case .bool(let b): "\(b)"
-    case .string(let s): s
-    }
+func describe(_ v: ParamValue) -> String { v.chainText }
+
+func describe(_ s: StrategySpec) -> String { s.chainText }
+
+/// A parameter bound as announced (an f64 on the wire), written as the parameter's kind: an int
+/// parameter's `1...256`, not `1.0...256.0`.
+func describeBound(_ bound: Double?, integer: Bool) -> String {
+    guard let bound else { return "" }
+    if integer, bound == bound.rounded(), abs(bound) < 1e15 { return String(Int64(bound)) }
+    return "\(bound)"
 }
 
-func describe(_ s: StrategySpec) -> String {
-    s.params.isEmpty ? s.name : s.name + ":" + s.params.map { "\($0.name)=\(describe($0.value))" }.joined(separator: ":")
-}
-
-/// `fnr,pns:alpha=2,dsg:beta=0.3` → a chain (values typed: bool, int, double, else string;
-/// the server converts ints for double parameters).
+/// `--strategy` text → a chain (`StrategySpec.parseChain`, VidrdProtocol); bad syntax is a usage
+/// error naming the token, before anything is sent.
 func parseChain(_ text: String) -> [StrategySpec] {
-    var out: [StrategySpec] = []
-    for item in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
-        let parts = item.split(separator: ":").map(String.init)
-        var spec = StrategySpec(name: parts[0])
-        for kv in parts.dropFirst() {
-            guard let eq = kv.firstIndex(of: "=") else { fail("--strategy: expected PARAM=VALUE in \(item), got \(kv)", Exit.usage) }
-            let name = String(kv[..<eq]), value = String(kv[kv.index(after: eq)...])
-            let typed: ParamValue
-            if value == "true" || value == "false" { typed = .bool(value == "true") }
-            else if let i = Int64(value) { typed = .int(i) }
-            else if let d = Double(value), d.isFinite { typed = .double(d) }
-            else { typed = .string(value) }
-            spec.params.append(StrategyParam(name, typed))
-        }
-        out.append(spec)
+    do {
+        return try StrategySpec.parseChain(text)
+    } catch {
+        fail("--strategy \(text): \(error.message)", Exit.usage)
     }
-    return out
 }
 
 struct Stream: AsyncParsableCommand {
@@ -206,7 +197,8 @@ struct Stream: AsyncParsableCommand {
     @Option(help: "Frame width in pixels.") var width: UInt32?
     @Option(help: "Frame height in pixels.") var height: UInt32?
     @Option(help: "Playback rate of --webp (metadata).") var fps: Double?
-    @Option(help: "Strategy chain, e.g. fnr,pns:alpha=2,dsg:beta=0.3 (default: the server's).") var strategy: String?
+    @Option(help: "Strategy chain: NAME[:PARAM=VALUE[:PARAM=VALUE...]], comma-separated, e.g. fnr,pns:alpha=2,dsg:beta=0.3 (default: the server's).")
+    var strategy: String?
     @Flag(help: "No strategies: fresh noise for every clip.") var noStrategies = false
     @Option(help: "M, frames each clip shares with the previous one.") var promptFrames: UInt32?
     @Option(help: "Which frames to send: all or new.") var emission: String?
@@ -306,7 +298,7 @@ struct Stream: AsyncParsableCommand {
         }
         let interrupted = Counter()
         interrupts.setEventHandler {
-            if interrupted.increment() > 1 { Glibc.exit(130) }
+            if interrupted.increment() > 1 { exitProcess(130) }
             task.cancel()
         }
         interrupts.resume()
@@ -365,7 +357,7 @@ final class FrameWriter: @unchecked Sendable {
 
     func write(_ f: VideoFrame) throws {
         if let out {
-            let path = "\(out)/frame_\(String(format: "%06llu", f.frameNumber)).webp"
+            let path = "\(out)/\(FrameFiles.name(Int64(clamping: f.frameNumber)))"
             guard FileManager.default.createFile(atPath: path, contents: Data(f.webp)) else {
                 throw Stream.OutputError(message: "cannot write \(path)")
             }

@@ -48,6 +48,8 @@ struct VidrdDaemonCommand: ParsableCommand {
     var logLevel: String?
 
     func run() throws {
+        // Before the model is loaded, so that its buffers already follow the tuned allocator.
+        ProcessTuning.configureAllocator()
         var conf = DaemonConfiguration()
         do {
             if let config { conf = try DaemonConfiguration(contentsOf: config) }

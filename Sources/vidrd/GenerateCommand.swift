@@ -15,7 +15,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Text prompt.") var prompt: String
     @Option(help: "Negative prompt.") var negativePrompt = ""
     @Option(help: "Number of clips.") var clips = 3
-    @Option(help: "Strategy chain, e.g. fnr,pns,dsg or fnr,pns:alpha=2 (default: plugins.conf's chain).") var strategy: String?
+    @Option(help: "Strategy chain: NAME[:PARAM=VALUE[:PARAM=VALUE...]], comma-separated, e.g. fnr,pns:alpha=2,dsg:beta=0.3 (default: plugins.conf's chain).")
+    var strategy: String?
     @Option(help: "PNS α (needs pns in the chain).") var alpha: Double?
     @Option(help: "DSG β (needs dsg in the chain).") var beta: Double?
     @Option(help: "M, prompt frames (default: plugins.conf's, else 4).") var promptFrames: Int?
@@ -23,10 +24,10 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Seed of the default noise generator.") var seed: UInt64 = 0
     @Option(help: "Replay this noise tape (safetensors, noise.0, noise.1, …) instead of the seed.") var tape: String?
     @Option(help: "Write the stream's noise draws as a tape to this file.") var recordTape: String?
-    @Option(help: "Denoising steps.") var steps = 50
-    @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance (default: the model folder's generation_config.json, else 10).")
+    @Option(help: "Denoising steps.") var steps = GenerationDefaults.standardSteps
+    @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance (default: the model folder's generation_config.json, else \(GenerationDefaults.standardGuidanceScale)).")
     var guidance: Float?
-    @Option(help: "Frames per clip (N).") var frames = 16
+    @Option(help: "Frames per clip (N).") var frames = GenerationDefaults.standardFrames
     @Option(help: "Frame height in pixels (default: the model's native size).") var height: Int?
     @Option(help: "Frame width in pixels (default: the model's native size).") var width: Int?
     @Option(help: "plugins.conf to read (default: ./plugins.conf when it exists).") var pluginsConf: String?
@@ -62,7 +63,7 @@ struct GenerateCommand: ParsableCommand {
         c.negativePrompt = negativePrompt
         c.seed = seed
         c.steps = steps
-        if let g = guidance ?? pipeline.recommended.guidanceScale { c.guidanceScale = g }
+        c.guidanceScale = guidance ?? pipeline.defaultGuidanceScale
         c.frames = frames
         c.height = height
         c.width = width
@@ -85,7 +86,9 @@ struct GenerateCommand: ParsableCommand {
         var animation: AnimatedWebPWriter?
         var draws: [Tensor] = []
         let start = Date()
-        FileHandle.standardError.write("chain \(stream.chain.joined(separator: ",")), M = \(c.promptFrames), emit \(c.emission.rawValue)\n".data(using: .utf8)!)
+        FileHandle.standardError.write(
+            "chain \(stream.chain.joined(separator: ",")), M = \(c.promptFrames), emit \(c.emission.rawValue), steps \(c.steps), guidance \(c.guidanceScale)\n"
+                .data(using: .utf8)!)
         for k in 0..<clips {
             let clip = try stream.nextClip { p in
                 FileHandle.standardError.write("clip \(k) step \(p.step)/\(p.totalSteps)\n".data(using: .utf8)!)
@@ -98,7 +101,7 @@ struct GenerateCommand: ParsableCommand {
             for i in 0..<n {
                 let image = RGBImage(width: w, height: h, unitFloats: clip.frames.scalars[(i * h * w * 3)..<((i + 1) * h * w * 3)])
                 try AtomicFile.write(Data(try WebP.encode(image, compression: compression)),
-                                     to: "\(out)/frame_\(String(format: "%05lld", clip.firstFrameNumber + Int64(i))).webp")
+                                     to: "\(out)/\(FrameFiles.name(clip.firstFrameNumber + Int64(i)))")
                 try animation!.add(image)
             }
             if saveLatents {
@@ -128,7 +131,12 @@ struct StrategiesCommand: ParsableCommand {
             for p in s.parameters {
                 var range = ""
                 if p.minimum != nil || p.maximum != nil {
-                    range = " in [\(p.minimum.map { "\($0)" } ?? "-∞"), \(p.maximum.map { "\($0)" } ?? "∞")]"
+                    // Bounds are Doubles for every numeric kind; an int parameter's read as ints.
+                    func bound(_ b: Double?, _ none: String) -> String {
+                        guard let b else { return none }
+                        return p.kind == "int" && b == b.rounded() && abs(b) < 1e15 ? String(Int(b)) : "\(b)"
+                    }
+                    range = " in [\(bound(p.minimum, "-∞")), \(bound(p.maximum, "∞"))]"
                 }
                 print("    \(p.name): \(p.kind) = \(p.defaultValue)\(range) — \(p.help)")
             }

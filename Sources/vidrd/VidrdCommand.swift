@@ -9,6 +9,13 @@ struct VidrdCommand: ParsableCommand {
         commandName: "vidrd",
         abstract: "Offline vidrd tool: runs the text-to-video model without a daemon.",
         subcommands: [ClipCommand.self, GenerateCommand.self, SeamsCommand.self, LongEvalCommand.self, StrategiesCommand.self])
+
+    /// Every subcommand that runs the model gets the tuned allocator (docs/RUNTIME.md); set once
+    /// here, before parsing, rather than in each subcommand's run().
+    static func main() {
+        ProcessTuning.configureAllocator()
+        main(nil)
+    }
 }
 
 /// Options shared by commands that load a model.
@@ -32,10 +39,10 @@ struct ClipCommand: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Text prompt.") var prompt: String
     @Option(help: "Negative prompt (classifier-free guidance's unconditional text).") var negativePrompt = ""
-    @Option(help: "Denoising steps.") var steps = 25
-    @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance (default: the model folder's generation_config.json, else 7.5).")
+    @Option(help: "Denoising steps.") var steps = GenerationDefaults.standardSteps
+    @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance (default: the model folder's generation_config.json, else \(GenerationDefaults.standardGuidanceScale)).")
     var guidance: Float?
-    @Option(help: "Frames per clip.") var frames = 16
+    @Option(help: "Frames per clip.") var frames = GenerationDefaults.standardFrames
     @Option(help: "Frame height in pixels (default: the model's native size).") var height: Int?
     @Option(help: "Frame width in pixels (default: the model's native size).") var width: Int?
     @Option(help: "Seed of the default noise generator.") var seed: UInt64 = 0
@@ -83,7 +90,7 @@ struct ClipCommand: ParsableCommand {
         for i in 0..<f {
             let image = RGBImage(width: w, height: h, unitFloats: clip.frames.scalars[(i * h * w * 3)..<((i + 1) * h * w * 3)])
             try AtomicFile.write(Data(try WebP.encode(image, compression: compression)),
-                                 to: "\(out)/frame_\(String(format: "%04d", i)).webp")
+                                 to: "\(out)/\(FrameFiles.name(Int64(i)))")
             try animation.add(image)
         }
         try AtomicFile.write(Data(try animation.finish()), to: "\(out)/clip.webp")

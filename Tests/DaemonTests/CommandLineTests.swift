@@ -5,25 +5,30 @@ import VidrdMedia
 /// The built `vidrd-client` executable, next to the test bundle (`swift build --build-tests`
 /// and `swift test` build every product into the same folder).
 enum ClientBinary {
-    static let path: String? = {
+    static let path: String? = locate("vidrd-client")
+
+    /// A product built next to the test bundle, or nil.
+    static func locate(_ name: String) -> String? {
         var dirs: [URL] = []
         if let exe = Bundle.main.executableURL { dirs.append(exe.deletingLastPathComponent()) }
         dirs.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
         dirs.append(Bundle.main.bundleURL.deletingLastPathComponent())
         for d in dirs {
             for candidate in [d, d.deletingLastPathComponent()] {
-                let p = candidate.appendingPathComponent("vidrd-client").path
+                let p = candidate.appendingPathComponent(name).path
                 if FileManager.default.isExecutableFile(atPath: p) { return p }
             }
         }
         return nil
-    }()
+    }
 
     /// Runs the client; returns (exit status, stdout, stderr). Killed after `timeout` seconds.
     /// `interruptWhen` is polled every 20 ms; once it holds, the client gets SIGINT (Ctrl-C).
-    static func run(_ arguments: [String], timeout: Double = 30, interruptWhen: (() -> Bool)? = nil) throws -> (Int32, Data, String) {
+    static func run(
+        _ arguments: [String], executable: String? = path, timeout: Double = 30, interruptWhen: (() -> Bool)? = nil
+    ) throws -> (Int32, Data, String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: path!)
+        p.executableURL = URL(fileURLWithPath: try #require(executable, "the executable is not built next to the tests"))
         p.arguments = arguments
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -123,9 +128,15 @@ enum PythonClient {
 extension DaemonSuite {
     @Suite("PROTOCOL.md §12 client", .enabled(if: PythonClient.python != nil, "python3 is not installed"))
     struct DocClientTests {
-        @Test("the Python skeleton from the document streams frames from the daemon")
+        @Test("the Python skeleton from the document streams, keeps itself alive with PINGs, cancels and closes")
         func pythonSkeleton() async throws {
-            let d = try TestDaemon()
+            // Clips that take longer than the idle timeout (many steps, 400 ms idle): only a
+            // client that PINGs while it waits survives (§8.5).
+            let d = try TestDaemon {
+                $0.limits.keepaliveIntervalMs = 100
+                $0.limits.idleTimeoutMs = 400
+                $0.sessionDefaults.steps = Self.slowSteps
+            }
             defer { d.stop() }
             let code = try PythonClient.docCode()
             #expect(code.contains("(\"127.0.0.1\", 7878)"))
@@ -136,22 +147,34 @@ extension DaemonSuite {
             p.executableURL = URL(fileURLWithPath: PythonClient.python!)
             p.arguments = ["-c", code.replacingOccurrences(of: "(\"127.0.0.1\", 7878)", with: "(\"127.0.0.1\", \(d.port))")]
             p.currentDirectoryURL = dir
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            let started = Date()
             try p.run()
             defer { stop(p) }
-            let files = { (try? FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".webp") }.sorted()) ?? [] }
-            // The skeleton streams forever (one PULL per CLIP_END): wait for three clips (4 + 1 + 1 frames).
-            #expect(await eventually(within: 30) { files().count >= 6 && p.isRunning })
-            stop(p)
-            let names = files()
-            #expect(Array(names.prefix(6)) == (0..<6).map { String(format: "frame-%06d.webp", $0) })
-            for name in names.prefix(6) {
-                // A file may be cut short only if the process was killed while writing the last one.
+            #expect(await eventually(within: 120) { !p.isRunning }, "the skeleton ends by itself after CLIPS clips")
+            let elapsed = Date().timeIntervalSince(started)
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(p.terminationStatus == 0, "\(stderr)")
+            #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "3 clips\n")
+            // Three clips of 4 frames (emission all), no frame of a fourth.
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".webp") }.sorted()
+            #expect(names == (0..<12).map { String(format: "frame_%06d.webp", $0) })
+            for name in names {
                 let image = try WebP.decode(Array(try Data(contentsOf: dir.appendingPathComponent(name))))
                 #expect(image.width == 8 && image.height == 8)
             }
+            // The skeleton sends nothing but PINGs between OPEN_SESSION, its one PULL (after clip 0)
+            // and CANCEL (after clip 2): two silent stretches. Over 3 × 400 ms in all means one
+            // of them outlasted the idle timeout, which only the PINGs survived.
+            #expect(elapsed > 3 * 0.4, "the clips must take longer than the idle timeout (\(elapsed) s); raise slowSteps")
+            #expect(await eventually { (try? await d.client().info().activeSessions) == 0 }, "the session was cancelled")
         }
+
+        /// Steps per clip so that one 8×8, 4-frame clip of the tiny model outlasts a 400 ms idle
+        /// timeout in a debug build.
+        static let slowSteps: UInt32 = 12
     }
 }
 

@@ -164,7 +164,42 @@ extension DaemonSuite {
             let a0 = try #require(ends.firstIndex(of: "a0")), a1 = try #require(ends.firstIndex(of: "a1"))
             let between = ends[(a0 + 1)..<a1].filter { $0.hasPrefix("b") }.count
             #expect(a0 == 0 && between >= 2, "order: \(ends)")
+            // The whole order is exactly start-time fair queuing (docs/DAEMON.md) replayed on the
+            // worker time each clip reported in its CLIP_END: not just "b gets more".
+            #expect(ends == Self.fairQueuingOrder(costs: ["a": clipsA.map(Self.cost), "b": clipsB.map(Self.cost)]), "order: \(ends)")
             await client.close()
+        }
+
+        /// The worker time the scheduler charges a clip (Server.finished): denoise + decode + encode.
+        static func cost(_ c: VidrdClip) -> UInt64 { max(1, c.end.denoiseMicros + c.end.decodeMicros + c.end.encodeMicros) }
+
+        /// The daemon's scheduler on paper: sessions in key order ("a" opened first, with its first
+        /// clip dispatched alone), tag = max(virtual time, the session's previous finish tag),
+        /// smallest tag first, ties in round-robin order after the session served last.
+        static func fairQueuingOrder(costs: [String: [UInt64]]) -> [String] {
+            let names = costs.keys.sorted()
+            var finish = [String: UInt64](), done = [String: Int](), virtualTime: UInt64 = 0
+            var last: String?, order: [String] = []
+            func dispatch(_ n: String, tag: UInt64) {
+                virtualTime = tag
+                finish[n] = tag + costs[n]![done[n, default: 0]]
+                order.append("\(n)\(done[n, default: 0])")
+                done[n, default: 0] += 1
+                last = n
+            }
+            dispatch(names[0], tag: 0)
+            while true {
+                let start = last.flatMap { l in names.firstIndex { $0 > l } } ?? 0
+                var picked: (name: String, tag: UInt64)?
+                for i in 0..<names.count {
+                    let n = names[(start + i) % names.count]
+                    guard done[n, default: 0] < costs[n]!.count else { continue }
+                    let tag = max(virtualTime, finish[n, default: 0])
+                    if picked == nil || tag < picked!.tag { picked = (n, tag) }
+                }
+                guard let (n, tag) = picked else { return order }
+                dispatch(n, tag: tag)
+            }
         }
 
         @Test("two connections stream concurrently")
@@ -204,6 +239,9 @@ extension DaemonSuite {
             #expect(clips.map(\.frames.count) == [4, 1, 1])
             #expect(clips.map(\.start.frameCount) == clips.map(\.end.frameCount))
             #expect(clips.flatMap(\.frames).map(\.frameNumber) == [0, 1, 2, 3, 4, 5])
+            // frame_index counts the FRAMEs sent (PROTOCOL.md §6.14): clip 1 sends generated frame
+            // 3 of 4 as frame_index 0, not 3.
+            #expect(clips.map { $0.frames.map(\.frameIndex) } == [[0, 1, 2, 3], [0], [0]])
             await client.close()
         }
 

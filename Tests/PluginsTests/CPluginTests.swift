@@ -91,7 +91,7 @@ func examplePluginPath() throws -> String {
         var c = try toyConfig("fnr,example_shift")
         #expect {
             _ = try VideoStream(backend: ToyBackend(), configuration: c, registry: r)
-        } throws: { ($0 as? PluginError)?.description.contains("\"fnr\" and \"example_shift\" both write the initial noise") == true }
+        } throws: { ($0 as? PluginError)?.description.contains("\"fnr\" (all frames of clips ≥ 1) and \"example_shift\" (all frames of clips ≥ 1) both write the initial noise") == true }
         c.strategies = [StrategySpec(name: "example_shift", parameters: ["shift": .int(-1)])]
         #expect {
             _ = try VideoStream(backend: ToyBackend(), configuration: c, registry: r)

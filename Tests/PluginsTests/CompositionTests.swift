@@ -36,9 +36,15 @@ import VidrdRuntime
     @Test func conflictsAreErrorsNamingBothStrategies() {
         #expect(conflict("none,fnr")?.contains("\"none\" must be the only strategy") == true)
         #expect(conflict("fnr,fnr")?.contains("appears twice") == true)
-        #expect(conflict("fnr,base-all")?.contains("\"fnr\" and \"base-all\" both write the initial noise") == true)
-        #expect(conflict("pns,refine-new")?.contains("\"pns\" and \"refine-new\"") == true)
-        #expect(conflict("pyoco,prior")?.contains("\"pyoco\" and \"prior\"") == true)
+        #expect(
+            conflict("fnr,base-all")
+                == "strategy conflict: \"fnr\" (all frames of clips ≥ 1) and \"base-all\" (all frames of clips ≥ 1) both write the initial noise of all frames of clips ≥ 1 in the base layer")
+        // Each side is worded by its own claim and the overlap is named, in PLUGINS.md's terms:
+        // pns writes frames j ≥ M of clips ≥ 1, not "all frames of all clips".
+        #expect(
+            conflict("pns,refine-new")
+                == "strategy conflict: \"pns\" (frames j ≥ M of clips ≥ 1) and \"refine-new\" (frames j ≥ M of every clip) both write the initial noise of frames j ≥ M of clips ≥ 1 in the refine layer")
+        #expect(conflict("pyoco,prior")?.contains("\"pyoco\" (all frames of clip 0) and \"prior\" (all frames of clip 0)") == true)
         #expect(conflict("dsg,hold-prompt")?.contains("both override latents") == true)
         #expect(conflict("emit-a,emit-b")?.contains("both decide which frames are emitted") == true)
         #expect(conflict("ts-a,ts-b")?.contains("per-frame timesteps") == true)

@@ -11,7 +11,9 @@ import VidrdRuntime
         #expect(r.info(named: "dsg")?.parameters.first?.defaultValue == .double(0.4))
         #expect(r.defaultChain.map(\.name) == ["fnr", "pns", "dsg"])
         let c = StreamConfiguration(prompt: "x")
-        #expect(c.strategies.map(\.name) == ["fnr", "pns", "dsg"] && c.promptFrames == 4 && c.steps == 50 && c.guidanceScale == 10)
+        #expect(c.strategies.map(\.name) == ["fnr", "pns", "dsg"] && c.promptFrames == 4)
+        // Steps and guidance follow the one generation-default policy, not the paper's 50 and 10.
+        #expect(c.steps == 25 && c.guidanceScale == 7.5 && c.frames == 16)
     }
 
     func error(_ chain: [StrategySpec]) -> String? {

@@ -237,6 +237,14 @@ import VidrdRuntime
     }
 
     @Test func theSeededGeneratorIsTheDocumentedOne() {
+        // Golden values from an independent implementation of docs/PLUGINS.md's description alone
+        // (xoshiro256** seeded by SplitMix64, uniforms (next() >> 40 + 0.5) / 2^24, Box–Muller
+        // cosine then sine in Double, rounded to Float; an odd count drops the last sine), written
+        // in Python for this test, as Float bit patterns. They pin the algorithm, not this build.
+        var golden = SeededRandomSource(seed: 7)
+        #expect(golden.standardNormal(count: 5).map(\.bitPattern) == [0xBE1B_35E2, 0x3F54_7424, 0x3F16_4C28, 0xBD8F_7A48, 0x3DC1_7A86])
+        #expect(golden.standardNormal(count: 4).map(\.bitPattern) == [0x3FF0_09C1, 0x3FB8_D559, 0x3F47_79BF, 0x3F8C_9FC8])
+
         // docs/PLUGINS.md: the per-clip draw is SeededRandomSource(seed).standardNormal(count: C·N·h·w), clip after clip.
         var g = SeededRandomSource(seed: 7)
         let first = g.standardNormal(count: 2 * 6 * 16)

@@ -106,6 +106,24 @@ struct RoundTripTests {
         #expect(try WireCodec.decode(RawFrame(type: .infoRequest, payload: u.bytes)).message == .infoRequest)
     }
 
+    @Test("Limits without the optional tags 15 and 16 (a server from before them) still decode; with them they round-trip")
+    func optionalLimits() throws {
+        var old = ServerLimits.defaults
+        old.maxConnections = nil
+        old.frameTimeoutMs = nil
+        let info = ServerInfo(serverName: "old", modelName: "m", limits: old)
+        let bytes = try FrameEncoder(role: nil).encode(Envelope(message: .info(info)))
+        #expect(bytes.count == 12 + 6 + 3 + 6 + 1 + 6 + 14 * 10 + 2 * 10 + 3 * 14, "no tag 15/16 written when absent")
+        let decoded = try WireCodec.decode(RawFrame(type: .info, payload: Array(bytes[12...])))
+        #expect(decoded.message == .info(info))
+        var fresh = ServerLimits.defaults
+        fresh.maxConnections = 7
+        fresh.frameTimeoutMs = 0
+        let withTags = ServerInfo(serverName: "new", modelName: "m", limits: fresh)
+        let raw = try FrameEncoder(role: nil).encode(Envelope(message: .info(withTags)))
+        #expect(try WireCodec.decode(RawFrame(type: .info, payload: Array(raw[12...]))).message == .info(withTags))
+    }
+
     @Test("fields in any order decode the same")
     func fieldOrder() throws {
         var w = TLVWriter()

@@ -52,6 +52,25 @@ import Testing
         }
     }
 
+    /// A one-frame clip: the reference skips Temp-Conv (nothing to mix across time), so the
+    /// temporal-aware decode must equal it, not run GroupNorm and the 3-tap conv on one frame.
+    /// Recorded by tools/reference/make_vae_f1_fixture.py.
+    @Test(arguments: ["tiny-lpb2", "tiny-nonsquare"])
+    func vaeDecodeOneFrameMatchesTheReference(config: String) throws {
+        let f = try Fixture(config)
+        let vae = try AutoencoderKL(directory: f.component("vae"))
+        #expect(vae.configuration.addTemporalConv, "\(config) must exercise the temporal-aware decoder")
+        let ref = try SafeTensorsFile(path: f.directory.appendingPathComponent("vae_f1.safetensors").path)
+        let z = try ref.tensor("vae.z_f1")
+        #expect(z.shape[0] == 1)
+        var ws = Workspace()
+        let decoded = try vae.decode(z, temporal: true, workspace: &ws)
+        let expected = try ref.tensor("vae.decoded_temporal_f1")
+        #expect(decoded.shape == expected.shape)
+        let err = relativeError(decoded, expected)
+        #expect(err < fp32Tolerance, "\(config): F = 1 temporal decode relative error \(err)")
+    }
+
     @Test(arguments: Fixture.parityConfigs)
     func vaeEncodeMatchesDiffusers(config: String) throws {
         let f = try Fixture(config)

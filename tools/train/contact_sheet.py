@@ -4,7 +4,7 @@
 
   bash tools/train/contact_sheet.sh      # runs vidrd generate for 12 prompts, then this script
 
-Each stream folder holds vidrd generate's frame_NNNNN.webp files and its stdout as log.txt, whose
+Each stream folder holds vidrd generate's frame_NNNNNN.webp files and its stdout as log.txt, whose
 "clip k: frames A…B" lines give the seams.
 """
 import argparse

@@ -47,7 +47,7 @@ generate() {  # NAME MODEL_DIR [extra vidrd clip flags]
   $PY -c 'import json,sys; [print(p["id"], p["prompt"], sep="\t") for p in map(json.loads, open(sys.argv[1]))]' \
       "$OUT/prompts.jsonl" |
   while IFS=$'\t' read -r id prompt; do
-    [ -f "$OUT/gen/$name/$id/frame_0007.webp" ] && continue
+    [ -f "$OUT/gen/$name/$id/frame_000007.webp" ] && continue
     "$VIDRD" clip --model "$model" --prompt "$prompt" --frames 8 --steps "$STEPS" --guidance "$GUIDANCE" \
       --seed "$id" --lossless --out "$OUT/gen/$name/$id" "$@" >/dev/null 2>&1
   done

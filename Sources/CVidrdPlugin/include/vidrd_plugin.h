@@ -18,8 +18,9 @@
  * Tensors are fp32, batch 1, laid out [C][N][h][w] (channels, frames, rows, columns), i.e. the
  * diffusers latent layout without the batch axis. Frame f of channel c starts at (c*N + f)*h*w.
  *
- * Every callback is optional (NULL = does nothing) and returns 0 on success; on failure it returns
- * nonzero and writes a NUL-terminated message of at most err_size bytes to err. A strategy may
+ * create() is required (a descriptor without it is rejected when the library is loaded); every
+ * other callback is optional (NULL = does nothing). Callbacks that return int return 0 on success;
+ * on failure they return nonzero and write a NUL-terminated message of at most err_size bytes to err. A strategy may
  * write only what its declared claims allow (noise_claims, latent_override_frames); vidrd checks
  * the `written` flags against them and fails the clip otherwise. See docs/PLUGINS.md.
  */
@@ -109,8 +110,8 @@ typedef struct vidrd_strategy_desc {
     int32_t provides_timesteps;      /* nonzero: frame_timesteps is called */
     int32_t decides_emission;        /* nonzero: emitted_frames is called */
 
-    /* values[i] is the resolved value of params[i]. Returns the per-stream state (may be any
-       non-NULL pointer), or NULL with err filled. */
+    /* Required. values[i] is the resolved value of params[i]. Returns the per-stream state (may
+       be any non-NULL pointer), or NULL with err filled. */
     void *(*create)(const vidrd_param_value *values, char *err, size_t err_size);
     void (*destroy)(void *state);
 

@@ -40,4 +40,19 @@ public struct GenerationDefaults: Sendable, Equatable {
     /// The protocol's bound on guidance (ProtocolLimits.maxGuidance), repeated here because the
     /// runtime does not depend on the protocol module.
     public static let maxGuidanceScale: Double = 100
+
+    // The one generation-default policy. Every entry point (the daemon's session defaults,
+    // `vidrd clip`, `vidrd generate`, `StreamConfiguration`, `TextToVideoPipeline.Configuration`)
+    // takes its defaults from here, so a request that names nothing gets the same clip whichever
+    // tool serves it: guidance = the model folder's recommendation, else `standardGuidanceScale`;
+    // steps and frames = the standards below. The VidRD paper's own settings (50 steps, guidance
+    // 10) are an explicit choice (`vidrd seams`, docs/PLUGINS.md), not a default.
+
+    /// diffusers' `TextToVideoSDPipeline` guidance default.
+    public static let standardGuidanceScale: Float = 7.5
+    /// DDIM steps: enough for DDIM to converge on the shipped models at a quarter of the cost of
+    /// the paper's 50.
+    public static let standardSteps = 25
+    /// Frames per clip (N), the paper's and diffusers' text-to-video default.
+    public static let standardFrames = 16
 }

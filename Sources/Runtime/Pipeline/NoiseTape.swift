@@ -12,13 +12,38 @@ public struct NoiseTape: Sendable {
     public let count: Int
     private let file: SafeTensorsFile
 
+    /// Opens a tape and checks its layout up front, so a file of another kind fails here, naming
+    /// what it holds, rather than at the first draw.
     public init(path: String) throws {
         file = try SafeTensorsFile(path: path)
         self.path = path
+        let names = file.entries.keys.sorted()
+        func found() -> String {
+            let shown = names.prefix(5).map { "\"\($0)\"" }.joined(separator: ", ")
+            return names.isEmpty ? "no tensors" : "tensors \(shown)\(names.count > 5 ? ", … (\(names.count))" : "")"
+        }
+        guard let format = file.metadata["format"] else {
+            throw ModelError.invalidInput(
+                "\(path): not a noise tape: no \"format\" metadata (expected \"\(Self.format)\"); it holds \(found())")
+        }
+        guard format == Self.format else {
+            throw ModelError.invalidInput("\(path): noise tape format is \"\(format)\", this build reads \"\(Self.format)\"")
+        }
         var n = 0
         while file.entries["noise.\(n)"] != nil { n += 1 }
         guard n > 0 else {
-            throw ModelError.invalidInput("\(path): not a noise tape (no tensor \"noise.0\")")
+            throw ModelError.invalidInput("\(path): \(Self.format) tape without \"noise.0\"; it holds \(found())")
+        }
+        // A gap (noise.0, noise.2) or a stray tensor would otherwise be skipped without a word.
+        if let stray = names.first(where: { name in
+            guard name.hasPrefix("noise."), let k = Int(name.dropFirst(6)), String(k) == name.dropFirst(6) else { return true }
+            return k >= n
+        }) {
+            throw ModelError.invalidInput(
+                "\(path): \(Self.format) tapes hold only noise.0 … noise.K without gaps; \"\(stray)\" follows noise.0 … noise.\(n - 1)")
+        }
+        for (name, entry) in file.entries.sorted(by: { $0.key < $1.key }) where entry.dtype != .f32 {
+            throw ModelError.invalidInput("\(path): \(name) is \(entry.dtype.rawValue); \(Self.format) tapes hold F32 tensors")
         }
         count = n
     }
@@ -63,25 +88,3 @@ public struct TapeRandomSource: RandomSource, Sendable {
         return t.scalars
     }
 }
-
-/// Records every draw of another source, so that a seeded stream can be written out as a tape.
-public struct RecordingRandomSource<Base: RandomSource>: RandomSource {
-    public var base: Base
-    public private(set) var recorded: [Tensor] = []
-
-    public init(_ base: Base) { self.base = base }
-
-    public mutating func standardNormal(shape: [Int]) throws -> Tensor {
-        let t = try base.standardNormal(shape: shape)
-        recorded.append(t)
-        return t
-    }
-
-    public mutating func standardNormal(count: Int) -> [Float] {
-        let s = base.standardNormal(count: count)
-        recorded.append(Tensor(shape: [count], scalars: s))
-        return s
-    }
-}
-
-extension RecordingRandomSource: Sendable where Base: Sendable {}

@@ -42,8 +42,9 @@ public struct TextToVideoPipeline: Sendable {
         }
     }
 
-    /// Guidance when a caller names none: the model's recommendation, else diffusers' 7.5.
-    public var defaultGuidanceScale: Float { recommended.guidanceScale ?? Configuration.standardGuidanceScale }
+    /// Guidance when a caller names none: the model's recommendation, else the standard
+    /// (`GenerationDefaults`, the one policy).
+    public var defaultGuidanceScale: Float { recommended.guidanceScale ?? GenerationDefaults.standardGuidanceScale }
 
     /// Pixels per latent.
     public var vaeScaleFactor: Int { vae.configuration.downsamplingFactor }
@@ -53,9 +54,11 @@ public struct TextToVideoPipeline: Sendable {
     public struct Configuration: Sendable {
         public var prompt: String
         public var negativePrompt: String = ""
-        public var steps: Int = 25
-        public var guidanceScale: Float = Configuration.standardGuidanceScale
-        public var frames: Int = 16
+        public var steps: Int = GenerationDefaults.standardSteps
+        /// Callers with a pipeline should start from `pipeline.defaultGuidanceScale`, which
+        /// honours the model folder's recommendation.
+        public var guidanceScale: Float = GenerationDefaults.standardGuidanceScale
+        public var frames: Int = GenerationDefaults.standardFrames
         /// Pixel size; nil means the model's native size.
         public var height: Int? = nil
         public var width: Int? = nil
@@ -66,7 +69,7 @@ public struct TextToVideoPipeline: Sendable {
 
         /// diffusers' `TextToVideoSDPipeline` default; a model folder may recommend another
         /// (`TextToVideoPipeline.defaultGuidanceScale`).
-        public static let standardGuidanceScale: Float = 7.5
+        public static let standardGuidanceScale: Float = GenerationDefaults.standardGuidanceScale
     }
 
     /// What a clip's geometry resolves to for this model.

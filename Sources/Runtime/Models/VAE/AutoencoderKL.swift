@@ -181,6 +181,9 @@ public struct AutoencoderKL: Sendable {
     /// Decodes latents `[F, C, h, w]` (already divided by the scaling factor) of one clip to
     /// images `[F, 3, H, W]` in [-1, 1]-ish range. With `temporal` (and a temporal-aware decoder)
     /// the Temp-Conv layers see all `F` frames jointly; otherwise every frame decodes alone.
+    /// A one-frame clip skips Temp-Conv, as the VidRD authors' decoder and the reference
+    /// (tools/reference/temporal_vae.py) do: the module was trained on clips, and on one frame its
+    /// GroupNorm statistics and zero-padded 3-tap conv are a different function, not the identity.
     public func decode(_ z: Tensor, temporal: Bool = true, workspace ws: inout Workspace) throws -> Tensor {
         guard z.rank == 4, z.shape[1] == configuration.latentChannels else {
             throw ModelError.invalidInput("VAE latents must be [frames, \(configuration.latentChannels), h, w], got \(z.shape)")
@@ -193,7 +196,7 @@ public struct AutoencoderKL: Sendable {
         for stage in decoderUp {
             for j in 0..<stage.resnets.count {
                 x = stage.resnets[j](x, timeEmbedding: nil, workspace: &ws)
-                if temporal, configuration.addTemporalConv {
+                if temporal, configuration.addTemporalConv, frames > 1 {
                     x = stage.tempConvs[j](x, geometry: ClipGeometry(batch: 1, frames: frames, height: x.shape[1], width: x.shape[2]))
                 }
             }
