@@ -34,7 +34,9 @@ public struct StrategyRegistry: Sendable {
         }
     }
 
-    /// The paper's chain; the committed plugins.conf says the same.
+    /// The paper's chain: what code that embeds `VideoStream` without a plugins.conf gets, so that
+    /// it keeps the paper's (reproducible) behaviour. The committed plugins.conf names fifo, the
+    /// measured choice for viewers (docs/PLUGINS.md, "Choosing the default").
     public static let builtInDefaultChain = [StrategySpec(name: "fnr"), StrategySpec(name: "pns"), StrategySpec(name: "dsg")]
     /// Chosen by the seam measurement in docs/PLUGINS.md.
     public static let builtInDefaultEmission = EmissionMode.all

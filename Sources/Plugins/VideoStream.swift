@@ -22,8 +22,8 @@ public struct StreamConfiguration: Sendable {
     public var frames = GenerationDefaults.standardFrames
     public var height: Int? = nil
     public var width: Int? = nil
-    /// The chain, in order. `init(prompt:)` gives the built-in default (fnr, pns, dsg), which is
-    /// what the committed plugins.conf says; `init(prompt:registry:)` takes the registry's.
+    /// The chain, in order. `init(prompt:)` gives the built-in default, the paper's fnr, pns, dsg;
+    /// `init(prompt:registry:)` takes the registry's (the committed plugins.conf says fifo).
     public var strategies: [StrategySpec]
     public var emission: EmissionMode
     /// M, prompt frames shared by the strategies (0 ≤ M ≤ N).

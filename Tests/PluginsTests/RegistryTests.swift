@@ -84,11 +84,17 @@ import VidrdRuntime
     @Test func theCommittedFileLoads() throws {
         let root = fixtures.deletingLastPathComponent().deletingLastPathComponent()
         let r = try StrategyRegistry.load(conf: root.appendingPathComponent("plugins.conf").path)
-        #expect(r.defaultChain.map(\.name) == ["fnr", "pns", "dsg"])
+        // The shipped default is the measured one (docs/PLUGINS.md, "Choosing the default"):
+        // fifo with 8-frame windows; the paper's chain stays enabled and is the library's built-in.
+        #expect(r.defaultChain.map(\.name) == ["fifo"])
+        #expect(try r.resolve(StrategySpec(name: "fifo")).values["window"] == .int(8))
         #expect(r.defaultPromptFrames == 4)
         #expect(r.defaultEmission == StrategyRegistry.builtInDefaultEmission)
         let c = StreamConfiguration(prompt: "x", registry: r)
-        #expect(c.strategies == StreamConfiguration(prompt: "x").strategies)
+        #expect(c.strategies.map(\.name) == ["fifo"])
+        #expect(StreamConfiguration(prompt: "x").strategies == StrategyRegistry.builtInDefaultChain)
+        #expect(StrategyRegistry.builtInDefaultChain.map(\.name) == ["fnr", "pns", "dsg"])
+        for name in ["fnr", "pns", "dsg", "freenoise", "none"] { #expect(r.isEnabled(name), "\(name) can be named by a session") }
     }
 
     @Test func directivesApply() throws {
