@@ -180,8 +180,9 @@ struct Stream: AsyncParsableCommand {
         discussion: """
             Outputs (any combination): --out DIR writes every frame as DIR/frame_NNNNNN.webp exactly as received; \
             --webp FILE writes one animated WebP (the received frames, not re-encoded); --stdout writes raw RGB24 \
-            frames (e.g. | ffplay -f rawvideo -pixel_format rgb24 -video_size WxH -). A progress line goes to \
-            stderr when it is a terminal.
+            frames (e.g. | ffplay -f rawvideo -pixel_format rgb24 -video_size WxH -); --y4m FILE or --y4m - writes \
+            YUV4MPEG2 (size, rate and colour space in its header: | ffplay -, | mpv -, | ffmpeg -i - out.mp4). \
+            A progress line goes to stderr when it is a terminal.
 
             \(Exit.help)
             """)
@@ -209,6 +210,8 @@ struct Stream: AsyncParsableCommand {
     @Option(help: "Write numbered .webp frames into this folder.") var out: String?
     @Option(help: "Write one animated WebP to this file.") var webp: String?
     @Flag(help: "Write raw RGB24 frames to standard output.") var stdout = false
+    @Option(help: ArgumentHelp("Write a YUV4MPEG2 stream to this file, or to standard output for -.", valueName: "file|-"))
+    var y4m: String?
     @Flag(help: "No progress line or summary.") var quiet = false
 
     func validate() throws {
@@ -216,6 +219,7 @@ struct Stream: AsyncParsableCommand {
         if let emission, emission != "all" && emission != "new" { throw ValidationError("--emission must be all or new") }
         if noStrategies && strategy != nil { throw ValidationError("--strategy and --no-strategies exclude each other") }
         if prefetch < 1 { throw ValidationError("--prefetch must be at least 1") }
+        if stdout && y4m == "-" { throw ValidationError("--stdout and --y4m - both write standard output; choose one") }
     }
 
     func run() async throws {
@@ -263,7 +267,17 @@ struct Stream: AsyncParsableCommand {
         // Ctrl-C: cancel the stream (CANCEL is sent), finish the outputs, exit 0. A second Ctrl-C exits at once.
         signal(SIGINT, SIG_IGN)
         let interrupts = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        let writer = FrameWriter(out: out, animation: animation, animationPath: webp, stdout: stdout)
+        var y4mOutput: Y4MOutput?
+        if let y4m {
+            do {
+                let output = try Y4MOutput(path: y4m, width: Int(p.width), height: Int(p.height))
+                try output.writeHeader(fps: p.fps)
+                y4mOutput = output
+            } catch let e as OutputError {
+                fail(e.message, Exit.cantCreate)
+            }
+        }
+        let writer = FrameWriter(out: out, animation: animation, animationPath: webp, stdout: stdout, y4m: y4mOutput)
         let task = Task { () -> Result<Stats, VidrdError> in
             var stats = Stats()
             do {
@@ -347,12 +361,14 @@ final class FrameWriter: @unchecked Sendable {
     let animation: AnimatedWebPFile?
     let animationPath: String?
     let stdout: Bool
+    let y4m: Y4MOutput?
 
-    init(out: String?, animation: AnimatedWebPFile?, animationPath: String?, stdout: Bool) {
+    init(out: String?, animation: AnimatedWebPFile?, animationPath: String?, stdout: Bool, y4m: Y4MOutput?) {
         self.out = out
         self.animation = animation
         self.animationPath = animationPath
         self.stdout = stdout
+        self.y4m = y4m
     }
 
     func write(_ f: VideoFrame) throws {
@@ -365,13 +381,11 @@ final class FrameWriter: @unchecked Sendable {
         if let animation {
             do { try animation.add(webp: f.webp) } catch { throw Stream.OutputError(message: "\(animationPath ?? ""): \(error)") }
         }
-        if stdout {
-            do {
-                let image = try WebP.decode(f.webp)
-                FileHandle.standardOutput.write(Data(image.pixels))
-            } catch {
-                throw Stream.OutputError(message: "frame \(f.frameNumber): \(error)")
-            }
+        if stdout || y4m != nil {
+            let image: RGBImage
+            do { image = try WebP.decode(f.webp) } catch { throw Stream.OutputError(message: "frame \(f.frameNumber): \(error)") }
+            if stdout { FileHandle.standardOutput.write(Data(image.pixels)) }
+            try y4m?.write(frame: image)
         }
     }
 }

@@ -41,3 +41,21 @@ import Testing
         #expect(decoded == frames)
     }
 }
+
+@Suite struct Y4MTests {
+    @Test func headerNamesSizeRateAndColourSpace() {
+        #expect(String(decoding: Y4M.header(width: 64, height: 48, fps: 8), as: UTF8.self) == "YUV4MPEG2 W64 H48 F8:1 Ip A1:1 C444 XCOLORRANGE=FULL\n")
+        #expect(Y4M.rate(7.5) == (15, 2))
+        #expect(Y4M.rate(29.97) == (2997, 100))
+        #expect(Y4M.rate(.nan) == (8, 1))
+    }
+
+    @Test func bt601FullRange() {
+        #expect(Y4M.ycbcr(0, 0, 0) == (0, 128, 128))
+        #expect(Y4M.ycbcr(255, 255, 255) == (255, 128, 128))
+        #expect(Y4M.ycbcr(255, 0, 0) == (76, 85, 255))
+        #expect(Y4M.ycbcr(0, 0, 255) == (29, 255, 107))
+        let frame = Y4M.frame(RGBImage(width: 2, height: 1, pixels: [255, 0, 0, 0, 0, 255]))
+        #expect(frame == Array("FRAME\n".utf8) + [76, 29, 85, 255, 255, 107])
+    }
+}
