@@ -19,6 +19,8 @@ let package = Package(
         .executable(name: "vidrd-daemon", targets: ["vidrd-daemon"]),
         .executable(name: "vidrd-client", targets: ["vidrd-client"]),
         .executable(name: "vidrd", targets: ["vidrd"]),
+        // The browser viewer's gateway (docs/DAEMON.md "Web viewer"); the only products that use hummingbird.
+        .executable(name: "vidrd-viewer", targets: ["vidrd-viewer"]),
         // The example C noise-strategy plugin (docs/PLUGINS.md), loaded by the plugin tests.
         .library(name: "VidrdExamplePlugin", type: .dynamic, targets: ["VidrdExamplePlugin"]),
         .library(name: "VidrdExamplePluginSwift", type: .dynamic, targets: ["VidrdExamplePluginSwift"]),
@@ -26,6 +28,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.0.0"),
     ],
     targets: [
         // System libraries, each wrapped by a module map and found through pkg-config.
@@ -61,6 +65,16 @@ let package = Package(
             ],
             path: "Sources/Daemon"),
         .target(name: "VidrdClient", dependencies: ["VidrdProtocol"], path: "Sources/Client"),
+        // The web viewer's gateway: HTTP + WebSocket (hummingbird) in front of VidrdClient sessions.
+        .target(
+            name: "VidrdGateway",
+            dependencies: [
+                "VidrdClient", "VidrdProtocol",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            ],
+            path: "Sources/Gateway"),
         // Long-video metrics (vidrd longeval, vidrd seams): pure functions of decoded frames.
         .target(name: "VidrdEval", dependencies: ["VidrdRuntime"], path: "Sources/Eval"),
 
@@ -88,6 +102,15 @@ let package = Package(
             ],
             path: "Sources/vidrd"),
 
+        .executableTarget(
+            name: "vidrd-viewer",
+            dependencies: [
+                "VidrdGateway",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/vidrd-viewer"),
+
         // docs/DAEMON.md's client library example (run by DaemonTests against a daemon).
         .executableTarget(name: "vidrd-client-example", dependencies: ["VidrdClient"], path: "Examples/ClientExample"),
 
@@ -105,5 +128,15 @@ let package = Package(
             name: "DaemonTests",
             dependencies: ["VidrdDaemon", "VidrdClient", "VidrdProtocol", "VidrdMedia", "VidrdPlugins", "VidrdRuntime"],
             path: "Tests/DaemonTests"),
+        // The web viewer against a real daemon, and headless Chromium against the viewer.
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: [
+                "VidrdGateway", "VidrdDaemon", "VidrdClient", "VidrdProtocol", "VidrdMedia", "VidrdPlugins",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ],
+            path: "Tests/GatewayTests"),
     ]
 )
