@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Watch it live: builds release, starts vidrd-daemon and the web viewer's gateway, and serves
+# the page until Ctrl-C (both processes are then stopped).
+#
+#   bash scripts/viewer.sh            # then open http://127.0.0.1:8080/
+#
+# Model: $VIDRD_MODEL when set, else the embedded Models/vidrd-tiny. Ports: $VIDRD_PORT (daemon,
+# default 7878), $VIDRD_HTTP (page, default 127.0.0.1:8080). Build folder: $VIDRD_SCRATCH (default .build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port="${VIDRD_PORT:-7878}"
+http="${VIDRD_HTTP:-127.0.0.1:8080}"
+
+bash scripts/install-deps.sh
+scratch="${VIDRD_SCRATCH:-.build}"
+swift build -c release --scratch-path "$scratch" --product vidrd-daemon
+swift build -c release --scratch-path "$scratch" --product vidrd-client
+swift build -c release --scratch-path "$scratch" --product vidrd-viewer
+bin="$scratch/release"
+
+model_args=()
+if [ -n "${VIDRD_MODEL:-}" ]; then
+  model_args=(--model "$VIDRD_MODEL")
+fi
+
+mkdir -p out
+"$bin/vidrd-daemon" --listen "127.0.0.1:$port" "${model_args[@]}" 2> out/daemon.log &
+daemon=$!
+viewer=""
+trap 'kill -TERM $viewer $daemon 2>/dev/null || true; wait $viewer $daemon 2>/dev/null || true' EXIT
+
+for _ in $(seq 1 120); do
+  if "$bin/vidrd-client" info --server "127.0.0.1:$port" > /dev/null 2>&1; then break; fi
+  if ! kill -0 $daemon 2>/dev/null; then echo "viewer: the daemon exited; see out/daemon.log" >&2; cat out/daemon.log >&2; exit 1; fi
+  sleep 0.5
+done
+
+"$bin/vidrd-viewer" --http "$http" --server "127.0.0.1:$port" &
+viewer=$!
+echo "viewer: open http://$http/ (Ctrl-C stops the viewer and the daemon; daemon log: out/daemon.log)"
+if command -v xdg-open > /dev/null 2>&1 && [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then xdg-open "http://$http/" > /dev/null 2>&1 || true; fi
+wait $viewer
