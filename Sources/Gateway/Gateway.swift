@@ -68,7 +68,9 @@ public enum Gateway {
             }
             do throws(ViewerRequestError) {
                 let open = try ViewerRequest.decode(body.readableBytesView, maxBytes: GatewaySettings.maxMessageBytes).openSession(limits: limits)
-                return json(ServerDescription.encode(["ok": true, "chain": open.strategies.map { $0.map(\.chainText).joined(separator: ",") } as Any]))
+                // chain null: the daemon's default chain will be used.
+                let chain: Any = open.strategies.map { $0.map(\.chainText).joined(separator: ",") } ?? NSNull()
+                return json(ServerDescription.encode(["ok": true, "chain": chain]))
             } catch {
                 throw HTTPError(.badRequest, message: error.message)
             }

@@ -35,7 +35,8 @@ enum ServerDescription {
     /// JSON of a dictionary built here (never of outside input), so serialization cannot fail
     /// except for a bug; that still yields a valid object naming it.
     static func encode(_ object: [String: Any]) -> [UInt8] {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+        guard JSONSerialization.isValidJSONObject(object),
+              let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
             return Array(#"{"type":"error","message":"internal: cannot encode JSON"}"#.utf8)
         }
         return Array(data)

@@ -72,8 +72,17 @@ function params() {
   if (chain !== "") p.chain = chain === "none" ? "" : chain;
   for (const f of ["width", "height", "steps", "frames"]) if ($(f).value !== "") p[f] = Number($(f).value);
   if ($("fps").value !== "") p.fps = Number($("fps").value);
-  if ($("seed").value !== "") p.seed = Number($("seed").value);
+  if ($("seed").value !== "") {
+    // JSON numbers are doubles in the page: a seed past 2^53 would silently change.
+    const seed = Number($("seed").value);
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new Error("seed must be a whole number from 0 to 2^53-1");
+    p.seed = seed;
+  }
   return p;
+}
+
+function startFromForm(p) {
+  try { start(p ?? params()).catch(e => showError("cannot reach the gateway: " + e)); } catch (e) { showError(e.message); }
 }
 
 async function start(p) {
@@ -93,7 +102,7 @@ async function start(p) {
 }
 
 function stop() { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "stop" })); }
-window.vidrdStart = () => start(params());
+window.vidrdStart = () => startFromForm();
 window.vidrdStop = stop;
 
 function resetCounters() {
@@ -181,7 +190,7 @@ function connect() {
   ws.binaryType = "arraybuffer";
   ws.onopen = () => {
     stats.state = "ready"; showStats();
-    if (new URLSearchParams(location.search).get("autostart") === "1") start(params());
+    if (new URLSearchParams(location.search).get("autostart") === "1") startFromForm();
   };
   ws.onmessage = m => { if (typeof m.data === "string") onEvent(JSON.parse(m.data)); else drawFrame(m.data); };
   ws.onclose = () => { stats.state = "disconnected"; showStats(); if (!stats.error) showError("the gateway closed the connection; reload the page"); };
@@ -213,9 +222,9 @@ async function loadStrategies() {
 
 const q = new URLSearchParams(location.search);
 for (const f of fields) if (q.has(f)) $(f).value = q.get(f);
-$("start").onclick = () => start(params());
+$("start").onclick = () => startFromForm();
 $("stop").onclick = stop;
-$("restart").onclick = () => start(lastParams ?? params());
+$("restart").onclick = () => startFromForm(lastParams);
 loadStrategies();
 connect();
 </script>

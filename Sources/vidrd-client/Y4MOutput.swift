@@ -41,9 +41,10 @@ final class Y4MOutput: @unchecked Sendable {
 
     private func write(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
             var offset = 0
             while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                let n = Glibc.write(fd, base + offset, raw.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw Stream.OutputError(message: "cannot write \(path): \(String(cString: strerror(errno)))")

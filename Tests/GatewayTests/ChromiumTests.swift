@@ -87,7 +87,8 @@ struct ChromiumTests {
         let samples = Box<[[String: Any]]>([])
         let afterStop = Box<[String: Any]?>(nil)
         let sessionsWhilePlaying = Box<UInt32?>(nil)
-        try await withDeadline(90) {
+        let pageErrors = Box<[String]>([])
+        try await withDeadline(120) {
             _ = try await WebSocketClient.connect(url: devtools, logger: Logger(label: "devtools")) { inbound, outbound, _ in
                 var dt = DevTools(messages: inbound.messages(maxSize: 1 << 20).makeAsyncIterator(), outbound: outbound)
                 // The page's target, then a flat session on it for Runtime.evaluate.
@@ -124,6 +125,19 @@ struct ChromiumTests {
                     }
                     try await Task.sleep(nanoseconds: 100_000_000)
                 }
+                // A bad chain typed into the page: the gateway's 400 (a syntax error) and the
+                // daemon's rejection (an unknown strategy) both end up in the page's error line.
+                for chain in ["fnr:", "nosuchthing"] {
+                    _ = try await evaluate("document.getElementById('chain').value = '\(chain)', vidrdStart(), JSON.stringify({})")
+                    let errorDeadline = Date().addingTimeInterval(20)
+                    while Date() < errorDeadline {
+                        if let s = try await evaluate(stats), let e = s["error"] as? String, !e.isEmpty {
+                            pageErrors.with { $0.append(e) }
+                            break
+                        }
+                        try await Task.sleep(nanoseconds: 100_000_000)
+                    }
+                }
             }
         }
         let all = samples.with { $0 }
@@ -139,6 +153,10 @@ struct ChromiumTests {
         let stopped = try #require(afterStop.with { $0 }, "the page never reported stopped")
         #expect(stopped["state"] as? String == "stopped")
         #expect(await eventually { try await d.activeSessions() == 0 }, "Stop cancelled the daemon session")
+        let errors = pageErrors.with { $0 }
+        #expect(errors.count == 2, "\(errors)")
+        #expect(errors.first?.contains("chain \"fnr:\"") == true, "\(errors)")
+        #expect(errors.last?.contains("nosuchthing") == true, "\(errors)")
         await g.stop()
     }
 }

@@ -40,7 +40,9 @@ struct GatewayTests {
             #expect(text.contains(word), "\(body) → \(text)")
         }
         let (okStatus, ok) = try await http("POST", g.base + "/api/validate", body: #"{"prompt":"a ball","chain":"fnr,pns:alpha=2","width":16}"#)
-        #expect(okStatus == 200, "\(ok)")
+        #expect(okStatus == 200 && (jsonObject(ok)?["chain"] as? String)?.hasPrefix("fnr,pns:alpha=2") == true, "\(ok)")
+        let (defaultStatus, defaultChain) = try await http("POST", g.base + "/api/validate", body: #"{"prompt":"a ball"}"#)
+        #expect(defaultStatus == 200 && jsonObject(defaultChain)?["chain"] is NSNull, "no chain: the daemon's default: \(defaultChain)")
         let (bigStatus, _) = try await http("POST", g.base + "/api/validate", body: String(repeating: "x", count: 20_000))
         #expect(bigStatus == 413)
         let (missing, _) = try await http("GET", g.base + "/nothing-here")
