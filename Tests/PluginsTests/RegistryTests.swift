@@ -6,8 +6,11 @@ import VidrdRuntime
 @Suite struct RegistryTests {
     @Test func builtInsAndTheirDefaults() {
         let r = StrategyRegistry.builtIn()
-        #expect(r.strategies.map(\.name) == ["none", "fnr", "pns", "dsg", "pyoco"])
+        #expect(r.strategies.map(\.name) == ["none", "fnr", "pns", "dsg", "pyoco", "fifo", "freenoise"])
         #expect(r.info(named: "pns")?.parameters.first?.defaultValue == .double(4))
+        #expect(r.info(named: "fifo")?.parameters.map(\.name) == ["partitions", "window", "lookahead"])
+        #expect(r.info(named: "fifo")?.parameters.map(\.defaultValue) == [.int(0), .int(0), .bool(false)])
+        #expect(r.info(named: "freenoise")?.parameters.map(\.defaultValue) == [.int(4), .double(1)])
         #expect(r.info(named: "dsg")?.parameters.first?.defaultValue == .double(0.4))
         #expect(r.defaultChain.map(\.name) == ["fnr", "pns", "dsg"])
         let c = StreamConfiguration(prompt: "x")
@@ -23,7 +26,7 @@ import VidrdRuntime
     }
 
     @Test func parametersAreTypedAndValidated() {
-        #expect(error([StrategySpec(name: "fnx")]) == "unknown strategy \"fnx\" (registered: none, fnr, pns, dsg, pyoco)")
+        #expect(error([StrategySpec(name: "fnx")]) == "unknown strategy \"fnx\" (registered: none, fnr, pns, dsg, pyoco, fifo, freenoise)")
         #expect(error([StrategySpec(name: "pns", parameters: ["beta": .double(1)])]) == "strategy \"pns\" has no parameter \"beta\" (it takes: alpha)")
         #expect(error([StrategySpec(name: "fnr", parameters: ["alpha": .double(1)])]) == "strategy \"fnr\" has no parameter \"alpha\" (it takes none)")
         #expect(error([StrategySpec(name: "dsg", parameters: ["beta": .double(1.5)])]) == "strategy \"dsg\", parameter \"beta\": must be ≤ 1, got 1.5")

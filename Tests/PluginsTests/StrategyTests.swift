@@ -183,8 +183,8 @@ import VidrdRuntime
         var r = StrategyRegistry.builtIn()
         let ts = Log<[Float]>()
         // FIFO-like: frame f is f·100 timesteps less noisy than the uniform schedule.
-        r.add("fifo") {
-            ProbeStrategy(capabilities: StrategyCapabilities(timesteps: true), name: "fifo", timesteps: { clip, step in
+        r.add("staggered") {
+            ProbeStrategy(capabilities: StrategyCapabilities(timesteps: true), name: "staggered", timesteps: { clip, step in
                 (0..<clip.shape.frames).map { f in
                     FrameTimestep(timestep: Swift.max(step.timestep - 100 * f, 0), previous: Swift.max(step.previousTimestep - 100 * f, -1))
                 }
@@ -194,7 +194,7 @@ import VidrdRuntime
         r.add("spy") { SpyStrategy(log: log, calls: nil, name: "spy") }
         var backend = ToyBackend()
         backend.timestepLog = ts
-        _ = try clips(1, "fifo,spy", registry: r, backend: backend) { $0.steps = 3 }
+        _ = try clips(1, "staggered,spy", registry: r, backend: backend) { $0.steps = 3 }
         let schedule = try backend.scheduler.timesteps(steps: 3)
         #expect(ts.all.count == 3)
         for (k, t) in schedule.enumerated() {

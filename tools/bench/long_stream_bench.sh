@@ -15,8 +15,8 @@ clips="${1:-6}"
 shift || true
 chains=("$@")
 if [ ${#chains[@]} -eq 0 ]; then
-  chains=("--strategy fnr,pns,dsg --emission all" "--strategy fifo" "--strategy fifo:window=8"
-          "--strategy fifo:window=8:lookahead=true" "--strategy fifo:window=16 --frames 4")
+  chains=("--strategy fnr,pns,dsg --emission all" "--strategy fifo:window=8"
+          "--strategy fifo:window=8 --frames 4" "--strategy fifo:window=8 --frames 1")
 fi
 scratch="${VIDRD_SCRATCH:-.build}"
 port="${VIDRD_PORT:-17911}"

@@ -25,18 +25,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import math
 import os
 import sys
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from refpipe import decode_video, load_pipeline  # noqa: E402
-from vidrd_loop import freenoise_noise  # noqa: E402
+from vidrd_loop import freenoise_noise, write_fixture  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -196,17 +194,8 @@ def main() -> None:
         for key, ref in r["tensors"].items():
             if "noise" not in key:
                 float32_error[key] = float((f32["tensors"][key].double() - ref).abs().max() / ref.std())
-    os.makedirs(args.out, exist_ok=True)
-    save_file({f"noise.{i}": t.float().contiguous() for i, t in enumerate(r["tape"])}, os.path.join(args.out, "tape.safetensors"),
-              metadata={"format": "vidrd-noise-tape/1", "seed": str(args.seed)})
-    save_file({k: v.float().contiguous() for k, v in r["tensors"].items()}, os.path.join(args.out, "reference.safetensors"))
-    import diffusers
-    settings = {k.replace("-", "_"): v for k, v in vars(args).items() if k not in ("out", "tape", "model")}
-    settings.update(model=os.path.relpath(os.path.abspath(args.model), os.path.abspath(args.out)),
-                    timesteps=r["timesteps"], queue=r["queue"], extra_draws=r["extra_draws"], float32_error=float32_error,
-                    versions={"torch": torch.__version__, "diffusers": diffusers.__version__})
-    with open(os.path.join(args.out, "reference.json"), "w") as fh:
-        json.dump(settings, fh, indent=1)
+    write_fixture(args, r["tape"], r["tensors"], timesteps=r["timesteps"], queue=r["queue"], extra_draws=r["extra_draws"],
+                  float32_error=float32_error)
     print(f"wrote {args.out}: {args.clips} clips, queue {r['queue']}, extra draws {r['extra_draws']}")
 
 

@@ -142,18 +142,23 @@ def main() -> None:
     ap.add_argument("--tape", help="replay this tape instead of drawing one")
     args = ap.parse_args()
     r = run(args)
-    os.makedirs(args.out, exist_ok=True)
-    save_file({f"noise.{i}": t.contiguous() for i, t in enumerate(r["tape"])}, os.path.join(args.out, "tape.safetensors"),
-              metadata={"format": "vidrd-noise-tape/1", "seed": str(args.seed)})
-    save_file(r["tensors"], os.path.join(args.out, "reference.safetensors"))
+    write_fixture(args, r["tape"], r["tensors"], timesteps=r["timesteps"])
+    print(f"wrote {args.out}: {args.clips} clips, chain {args.chain}, timesteps {r['timesteps']}")
+
+
+def write_fixture(args, tape: list[torch.Tensor], tensors: dict[str, torch.Tensor], **settings) -> None:
+    """OUT/tape.safetensors (a vidrd noise tape), OUT/reference.safetensors (float32) and
+    OUT/reference.json (the command's settings, the model folder relative to OUT, `settings`, versions)."""
     import diffusers
-    settings = {k.replace("-", "_"): v for k, v in vars(args).items() if k not in ("out", "tape", "model")}
-    settings.update(model=os.path.relpath(os.path.abspath(args.model), os.path.abspath(args.out)),
-                    timesteps=r["timesteps"],
+    os.makedirs(args.out, exist_ok=True)
+    save_file({f"noise.{i}": t.float().contiguous() for i, t in enumerate(tape)}, os.path.join(args.out, "tape.safetensors"),
+              metadata={"format": "vidrd-noise-tape/1", "seed": str(args.seed)})
+    save_file({k: v.float().contiguous() for k, v in tensors.items()}, os.path.join(args.out, "reference.safetensors"))
+    recorded = {k.replace("-", "_"): v for k, v in vars(args).items() if k not in ("out", "tape", "model")}
+    recorded.update(model=os.path.relpath(os.path.abspath(args.model), os.path.abspath(args.out)), **settings,
                     versions={"torch": torch.__version__, "diffusers": diffusers.__version__})
     with open(os.path.join(args.out, "reference.json"), "w") as fh:
-        json.dump(settings, fh, indent=1)
-    print(f"wrote {args.out}: {args.clips} clips, chain {args.chain}, timesteps {r['timesteps']}")
+        json.dump(recorded, fh, indent=1)
 
 
 if __name__ == "__main__":
