@@ -28,6 +28,7 @@ mkdir -p out
 daemon=$!
 viewer=""
 trap 'kill -TERM $viewer $daemon 2>/dev/null || true; wait $viewer $daemon 2>/dev/null || true' EXIT
+trap 'exit 130' INT TERM
 
 for _ in $(seq 1 120); do
   if "$bin/vidrd-client" info --server "127.0.0.1:$port" > /dev/null 2>&1; then break; fi
