@@ -12,28 +12,14 @@ cd "$(dirname "$0")/.."
 prompt="${1:-a red circle moving left on a blue background}"
 port="${VIDRD_PORT:-7878}"
 
+# shellcheck source=lib/daemon.sh
+source scripts/lib/daemon.sh
 bash scripts/install-deps.sh
 scratch="${VIDRD_SCRATCH:-.build}"
-swift build -c release --scratch-path "$scratch" --product vidrd-daemon
-swift build -c release --scratch-path "$scratch" --product vidrd-client
-bin="$scratch/release"
-
-model_args=()
-if [ -n "${VIDRD_MODEL:-}" ]; then
-  model_args=(--model "$VIDRD_MODEL")
-fi
-
-mkdir -p out
-"$bin/vidrd-daemon" --listen "127.0.0.1:$port" "${model_args[@]}" 2> out/daemon.log &
-daemon=$!
+build_release vidrd-daemon vidrd-client
+launch_daemon
 trap 'kill -TERM $daemon 2>/dev/null || true; wait $daemon 2>/dev/null || true' EXIT
-
-# Wait (bounded) until the daemon answers.
-for _ in $(seq 1 120); do
-  if "$bin/vidrd-client" info --server "127.0.0.1:$port" > /dev/null 2>&1; then break; fi
-  if ! kill -0 $daemon 2>/dev/null; then echo "demo: the daemon exited; see out/daemon.log" >&2; cat out/daemon.log >&2; exit 1; fi
-  sleep 0.5
-done
+wait_for_daemon demo
 
 rm -rf out/stream
 "$bin/vidrd-client" stream --server "127.0.0.1:$port" --prompt "$prompt" --clips 3 --out out/stream \

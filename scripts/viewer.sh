@@ -11,30 +11,16 @@ cd "$(dirname "$0")/.."
 port="${VIDRD_PORT:-7878}"
 http="${VIDRD_HTTP:-127.0.0.1:8080}"
 
+# shellcheck source=lib/daemon.sh
+source scripts/lib/daemon.sh
 bash scripts/install-deps.sh
 scratch="${VIDRD_SCRATCH:-.build}"
-swift build -c release --scratch-path "$scratch" --product vidrd-daemon
-swift build -c release --scratch-path "$scratch" --product vidrd-client
-swift build -c release --scratch-path "$scratch" --product vidrd-viewer
-bin="$scratch/release"
-
-model_args=()
-if [ -n "${VIDRD_MODEL:-}" ]; then
-  model_args=(--model "$VIDRD_MODEL")
-fi
-
-mkdir -p out
-"$bin/vidrd-daemon" --listen "127.0.0.1:$port" "${model_args[@]}" 2> out/daemon.log &
-daemon=$!
+build_release vidrd-daemon vidrd-client vidrd-viewer
+launch_daemon
 viewer=""
 trap 'kill -TERM $viewer $daemon 2>/dev/null || true; wait $viewer $daemon 2>/dev/null || true' EXIT
 trap 'exit 130' INT TERM
-
-for _ in $(seq 1 120); do
-  if "$bin/vidrd-client" info --server "127.0.0.1:$port" > /dev/null 2>&1; then break; fi
-  if ! kill -0 $daemon 2>/dev/null; then echo "viewer: the daemon exited; see out/daemon.log" >&2; cat out/daemon.log >&2; exit 1; fi
-  sleep 0.5
-done
+wait_for_daemon viewer
 
 "$bin/vidrd-viewer" --http "$http" --server "127.0.0.1:$port" &
 viewer=$!
