@@ -19,6 +19,8 @@ public struct GatewaySettings: Sendable {
     /// The largest request the page sends (JSON text); larger WebSocket messages close the
     /// socket (WebSocket "message too big"), larger POST bodies get 413.
     public static let maxMessageBytes = 16 * 1024
+    /// How long a refused viewer's socket stays open so that the refusal is read before the close.
+    public static let refusalGraceNanoseconds: UInt64 = 1_000_000_000
 
     public init(httpHost: String = "127.0.0.1", httpPort: Int = 8080, daemonHost: String = "127.0.0.1", daemonPort: UInt16 = 7878,
                 token: String? = nil, maxViewers: Int = 8) {
@@ -79,6 +81,15 @@ public enum Gateway {
             guard viewers.enter() else {
                 try? await outbound.write(.text(String(decoding: ServerDescription.encode(
                     ["type": "error", "message": "the gateway already has \(settings.maxViewers) viewers; close one and reload"]), as: UTF8.self)))
+                // Closing at once races the page's first message: the refusal could then go
+                // unread and the socket hang half-closed. Read (and drop) what the page sends
+                // until it closes, for at most `refusalGrace`.
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { do { for try await _ in inbound.messages(maxSize: GatewaySettings.maxMessageBytes) {} } catch {} }
+                    group.addTask { try? await Task.sleep(nanoseconds: GatewaySettings.refusalGraceNanoseconds) }
+                    await group.next()
+                    group.cancelAll()
+                }
                 return
             }
             defer { viewers.leave() }
