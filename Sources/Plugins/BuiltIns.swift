@@ -42,11 +42,7 @@ public struct PNSStrategy: NoiseStrategy {
         let (n, m) = (clip.shape.frames, clip.shape.promptFrames)
         let (wp, wf) = Self.weights(alpha: alpha)
         for j in m..<n {
-            let prev = previous.initialNoise.latentFrame(n - 1 - j)
-            let fresh = clip.fresh.latentFrame(j)
-            var v = [Float](repeating: 0, count: prev.count)
-            for i in 0..<v.count { v[i] = wp * prev[i] + wf * fresh[i] }
-            try draft.setFrame(j, v)
+            try draft.setFrame(j, weightedSum(wp, previous.initialNoise.latentFrame(n - 1 - j), wf, clip.fresh.latentFrame(j)))
         }
     }
 }
@@ -109,13 +105,18 @@ public struct PYoCoStrategy: NoiseStrategy {
         var prev = clip.fresh.latentFrame(0)
         try draft.setFrame(0, prev)
         for f in 1..<Swift.max(clip.shape.frames, 1) {
-            let fresh = clip.fresh.latentFrame(f)
-            var v = [Float](repeating: 0, count: fresh.count)
-            for i in 0..<v.count { v[i] = wp * prev[i] + wf * fresh[i] }
+            let v = weightedSum(wp, prev, wf, clip.fresh.latentFrame(f))
             try draft.setFrame(f, v)
             prev = v
         }
     }
+}
+
+/// a·x + b·y, element by element: the one way the noise strategies mix two noise frames.
+func weightedSum(_ a: Float, _ x: [Float], _ b: Float, _ y: [Float]) -> [Float] {
+    var v = [Float](repeating: 0, count: x.count)
+    for i in 0..<v.count { v[i] = a * x[i] + b * y[i] }
+    return v
 }
 
 extension StrategyRegistry {

@@ -124,14 +124,8 @@ public struct FIFOStrategy: NoiseStrategy {
 
     /// Frames (each `C × h × w`, channel-major) → latents `[1, C, F, h, w]`.
     static func latents(_ frames: ArraySlice<[Float]>, shape: ClipShape) -> Tensor {
-        let f = frames.count, channels = shape.channels, plane = shape.height * shape.width
-        var out = [Float](repeating: 0, count: channels * f * plane)
-        for (k, frame) in frames.enumerated() {
-            for c in 0..<channels {
-                let dst = (c * f + k) * plane
-                for i in 0..<plane { out[dst + i] = frame[c * plane + i] }
-            }
-        }
-        return Tensor(shape: [1, channels, f, shape.height, shape.width], scalars: out)
+        var out = Tensor(zeros: [1, shape.channels, frames.count, shape.height, shape.width])
+        for (k, frame) in frames.enumerated() { out.setLatentFrame(k, frame) }
+        return out
     }
 }

@@ -42,11 +42,8 @@ public struct FreeNoiseStrategy: NoiseStrategy {
         let wr = Float(reuse.squareRoot()), wf = Float((1 - reuse).squareRoot())
         for j in 0..<n {
             let reused = previous.initialNoise.latentFrame(pi[j])
-            if reuse == 1 { try draft.setFrame(j, reused); continue }
-            let fresh = clip.fresh.latentFrame(j)
-            var v = [Float](repeating: 0, count: reused.count)
-            for i in 0..<v.count { v[i] = wr * reused[i] + wf * fresh[i] }
-            try draft.setFrame(j, v)
+            // Pure reuse copies the frame exactly (0·fresh would still round).
+            try draft.setFrame(j, reuse == 1 ? reused : weightedSum(wr, reused, wf, clip.fresh.latentFrame(j)))
         }
     }
 }

@@ -29,12 +29,11 @@ import os
 import sys
 
 import torch
-from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from refpipe import decode_video, load_pipeline  # noqa: E402
-from vidrd_loop import freenoise_noise, write_fixture  # noqa: E402
+from vidrd_loop import freenoise_noise, loop_arguments, read_tape, text_embeddings, write_fixture  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -93,17 +92,9 @@ def run(args) -> dict:
     while n_frames * (1 + extra) < f + n_frames:
         extra += 1
     draws = args.clips + extra
-    if args.tape:
-        tape_file = load_file(args.tape)
-        tape = [tape_file[f"noise.{i}"] for i in range(draws)]
-    else:
-        gen = torch.Generator().manual_seed(args.seed)
-        tape = [torch.randn(*shape, generator=gen) for _ in range(draws)]
-    tape = [t.to(dtype) for t in tape]
-
-    guided = args.guidance > 1
-    pos, neg = pipe.encode_prompt(args.prompt, "cpu", 1, guided, args.negative_prompt)
-    embeds = (torch.cat([neg, pos]) if guided else pos).to(dtype)
+    tape = [t.to(dtype) for t in read_tape(args, shape, draws)]
+    guided, embeds = text_embeddings(pipe, args)
+    embeds = embeds.to(dtype)
 
     sched.set_timesteps(L)
     schedule = [int(t) for t in sched.timesteps]                 # noisiest first
@@ -163,24 +154,13 @@ def run(args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--prompt", default="a red ball bouncing on grass")
-    ap.add_argument("--negative-prompt", default="")
-    ap.add_argument("--clips", type=int, default=3)
-    ap.add_argument("--frames", type=int, default=6)
+    ap = loop_arguments(__doc__, seed=2025)
     ap.add_argument("--steps", type=int, default=8, help="S; with --partitions 0, n = max(1, S // window)")
     ap.add_argument("--window", type=int, default=0, help="f; 0 = frames")
     ap.add_argument("--partitions", type=int, default=0)
     ap.add_argument("--lookahead", action="store_true")
     ap.add_argument("--freenoise-window", type=int, default=0, help="compose freenoise (base noise of clips >= 1)")
     ap.add_argument("--freenoise-reuse", type=float, default=1.0)
-    ap.add_argument("--guidance", type=float, default=7.5)
-    ap.add_argument("--height", type=int, default=16)
-    ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=2025)
-    ap.add_argument("--tape", help="replay this tape instead of drawing one")
     ap.add_argument("--float64", action="store_true",
                     help="compute in float64 (a yardstick: the queue chains many U-Net calls, so float32 rounding "
                          "grows from clip to clip on random weights)")

@@ -69,16 +69,9 @@ def run(args) -> dict:
     scale = pipe.vae_scale_factor
     shape = (1, unet.config.in_channels, n, args.height // scale, args.width // scale)
 
-    if args.tape:
-        tape_file = load_file(args.tape)
-        tape = [tape_file[f"noise.{i}"] for i in range(args.clips)]
-    else:
-        gen = torch.Generator().manual_seed(args.seed)
-        tape = [torch.randn(*shape, generator=gen) for _ in range(args.clips)]
+    tape = read_tape(args, shape, args.clips)
 
-    guided = args.guidance > 1
-    pos, neg = pipe.encode_prompt(args.prompt, "cpu", 1, guided, args.negative_prompt)
-    embeds = torch.cat([neg, pos]) if guided else pos
+    guided, embeds = text_embeddings(pipe, args)
 
     wp, wf = args.alpha / math.sqrt(1 + args.alpha ** 2), 1 / math.sqrt(1 + args.alpha ** 2)
     out: dict[str, torch.Tensor] = {}
@@ -120,30 +113,53 @@ def run(args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--prompt", default="a red ball bouncing on grass")
-    ap.add_argument("--negative-prompt", default="")
+    ap = loop_arguments(__doc__, seed=2024)
     ap.add_argument("--chain", default="fnr,pns,dsg")
-    ap.add_argument("--clips", type=int, default=3)
-    ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--prompt-frames", type=int, default=2)
     ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--guidance", type=float, default=7.5)
-    ap.add_argument("--height", type=int, default=16)
-    ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=4.0)
     ap.add_argument("--beta", type=float, default=0.4)
     ap.add_argument("--pyoco-a", type=float, default=1.0)
     ap.add_argument("--freenoise-window", type=int, default=4)
     ap.add_argument("--freenoise-reuse", type=float, default=1.0)
-    ap.add_argument("--seed", type=int, default=2024)
-    ap.add_argument("--tape", help="replay this tape instead of drawing one")
     args = ap.parse_args()
     r = run(args)
     write_fixture(args, r["tape"], r["tensors"], timesteps=r["timesteps"])
     print(f"wrote {args.out}: {args.clips} clips, chain {args.chain}, timesteps {r['timesteps']}")
+
+
+def loop_arguments(doc: str, seed: int) -> argparse.ArgumentParser:
+    """The options every reference loop takes: model, output, prompts, clips, frames, guidance,
+    size, seed and tape."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--prompt", default="a red ball bouncing on grass")
+    ap.add_argument("--negative-prompt", default="")
+    ap.add_argument("--clips", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=6)
+    ap.add_argument("--guidance", type=float, default=7.5)
+    ap.add_argument("--height", type=int, default=16)
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=seed)
+    ap.add_argument("--tape", help="replay this tape instead of drawing one")
+    return ap
+
+
+def read_tape(args, shape: tuple, count: int) -> list[torch.Tensor]:
+    """`count` standard-normal draws of `shape`: noise.0 … from --tape, else a seeded torch generator."""
+    if args.tape:
+        tape_file = load_file(args.tape)
+        return [tape_file[f"noise.{i}"] for i in range(count)]
+    gen = torch.Generator().manual_seed(args.seed)
+    return [torch.randn(*shape, generator=gen) for _ in range(count)]
+
+
+def text_embeddings(pipe, args) -> tuple[bool, torch.Tensor]:
+    """(guided, embeddings): [negative, prompt] when guiding, as TextToVideoSDPipeline does."""
+    guided = args.guidance > 1
+    pos, neg = pipe.encode_prompt(args.prompt, "cpu", 1, guided, args.negative_prompt)
+    return guided, torch.cat([neg, pos]) if guided else pos
 
 
 def write_fixture(args, tape: list[torch.Tensor], tensors: dict[str, torch.Tensor], **settings) -> None:
