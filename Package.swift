@@ -44,6 +44,8 @@ let package = Package(
             providers: [.apt(["libwebp-dev"])]),
 
         .target(name: "VidrdProtocol", path: "Sources/Protocol"),
+        // Which session's step runs next (fair queuing over steps, batch formation): pure, no I/O.
+        .target(name: "VidrdScheduling", path: "Sources/Scheduling"),
         .target(
             name: "VidrdRuntime",
             dependencies: ["CBLAS"],
@@ -60,7 +62,7 @@ let package = Package(
         .target(
             name: "VidrdDaemon",
             dependencies: [
-                "VidrdProtocol", "VidrdRuntime", "VidrdPlugins", "VidrdMedia", "CUV",
+                "VidrdProtocol", "VidrdRuntime", "VidrdPlugins", "VidrdMedia", "VidrdScheduling", "CUV",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Daemon"),
@@ -124,6 +126,7 @@ let package = Package(
         .testTarget(name: "PluginsTests", dependencies: ["VidrdPlugins", "VidrdRuntime"], path: "Tests/PluginsTests"),
         .testTarget(name: "EvalTests", dependencies: ["VidrdEval", "VidrdRuntime", "VidrdMedia"], path: "Tests/EvalTests"),
         .testTarget(name: "ProtocolTests", dependencies: ["VidrdProtocol"], path: "Tests/ProtocolTests"),
+        .testTarget(name: "SchedulingTests", dependencies: ["VidrdScheduling"], path: "Tests/SchedulingTests"),
         .testTarget(
             name: "DaemonTests",
             dependencies: ["VidrdDaemon", "VidrdClient", "VidrdProtocol", "VidrdMedia", "VidrdPlugins", "VidrdRuntime"],

@@ -30,10 +30,17 @@ public struct DaemonConfiguration: Sendable {
         get { Int(limits.maxConnections ?? ServerLimits.defaults.maxConnections ?? 64) }
         set { limits.maxConnections = UInt32(clamping: newValue) }
     }
-    /// Generation threads. Each clip already uses every core through the runtime's own
-    /// parallelism, so 1 gives the best throughput; 2 lets a second session make progress
-    /// while one clip is being generated.
+    /// Compute threads: how many U-Net calls, decodes or encodes run at once. Each already uses
+    /// every core through the runtime's own parallelism; sessions share the threads step by step
+    /// (docs/DAEMON.md, "Scheduling").
     public var workers = 1
+    /// Steps of different sessions one U-Net call may hold (same model and input shape; a
+    /// guided step's two entries stay together); 1 turns batching off. Off by default: batched
+    /// predictions equal the sessions' own to float rounding, not bit for bit (docs/DAEMON.md,
+    /// "Continuous batching"), and a stream must reproduce exactly.
+    public var maxBatch = 1
+    /// How long a step that could share its U-Net call waits for sessions about to submit one.
+    public var batchWaitMs = 5
     /// Bytes a connection may have queued for sending before the server stops starting clips
     /// for its sessions and stops reading from it (a clip in progress is always finished).
     public var maxQueuedBytesPerConnection = 8 << 20
@@ -101,7 +108,9 @@ public struct DaemonConfiguration: Sendable {
     /// Every key of the file format with its meaning, for `--help` and docs.
     public static let keys: [(key: String, help: String)] = [
         ("listen", "HOST:PORT to listen on (default 127.0.0.1:7878)"),
-        ("workers", "generation threads (default 1)"),
+        ("workers", "compute threads (default 1)"),
+        ("max_batch", "steps of different sessions per U-Net call; 1 = no batching (default 1)"),
+        ("batch_wait_ms", "how long a U-Net call waits for compatible steps about to arrive (default 5)"),
         ("max_connections", "connections after the handshake (default 64)"),
         ("max_sessions", "open sessions on the server (default 16)"),
         ("max_sessions_per_connection", "open sessions per connection (default 4)"),
@@ -171,6 +180,8 @@ public struct DaemonConfiguration: Sendable {
             }
             listen = a
         case "workers": workers = try int(1...64)
+        case "max_batch": maxBatch = try int(1...256)
+        case "batch_wait_ms": batchWaitMs = try int(0...1000)
         case "max_connections": maxConnections = try int(1...100_000)
         case "max_sessions": limits.maxSessions = try u32(1...100_000)
         case "max_sessions_per_connection": limits.maxSessionsPerConnection = try u32(1...10_000)

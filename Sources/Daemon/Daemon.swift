@@ -27,6 +27,8 @@ public final class Daemon: @unchecked Sendable {
     public var port: UInt16 { server.boundPort }
     /// The limits the daemon announces (the configuration's, adjusted to the model).
     public var limits: ServerLimits { server.limits }
+    /// What the step executor has run: U-Net calls, how many sessions' steps they batched, preemptions.
+    public var stepStatistics: StepStatistics { server.stepStatistics.withLock { $0 } }
 
     /// Runs the event loop on a new thread and returns.
     public func start(handleSignals: Bool = false) {

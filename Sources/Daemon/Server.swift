@@ -31,7 +31,9 @@ final class Server: @unchecked Sendable {
     private let readBuffer: UnsafeMutableRawPointer
     private static let readBufferSize = 64 * 1024
     private var mailbox: Mailbox!
-    private var pool: WorkerPool!
+    private var pool: StepExecutor!
+    /// What the step executor ran (written by compute threads, read by anyone).
+    let stepStatistics = Locked(StepStatistics())
     private(set) var boundPort: UInt16 = 0
 
     private var connections: [Int: Connection] = [:]
@@ -76,7 +78,8 @@ final class Server: @unchecked Sendable {
         }
         limits = l
         strategyList = engine.strategyList
-        idleWorkers = max(1, configuration.workers)
+        // Every session may have a clip in flight: the step executor shares the compute threads.
+        idleWorkers = Int(l.maxSessions)
 
         loop = .allocate(capacity: 1)
         listener = .allocate(capacity: 1)
@@ -195,7 +198,10 @@ final class Server: @unchecked Sendable {
         // A peer that vanishes must cost an EPIPE on its socket, not the process (libuv writes
         // with write(2), which raises SIGPIPE). Process-wide, as every socket server needs.
         signal(SIGPIPE, SIG_IGN)
-        pool = WorkerPool(count: max(1, configuration.workers), mailbox: mailbox)
+        pool = StepExecutor(
+            settings: .init(workers: max(1, configuration.workers), maxBatch: configuration.maxBatch,
+                            batchWaitNanoseconds: UInt64(configuration.batchWaitMs) * 1_000_000, maxSessions: Int(limits.maxSessions)),
+            mailbox: mailbox, statistics: stepStatistics)
         let period = UInt64(max(10, min(100, Int(limits.handshakeTimeoutMs) / 4)))
         uv_timer_start(sweep, { t in
             guard let t, let data = t.pointee.data else { return }
@@ -218,7 +224,7 @@ final class Server: @unchecked Sendable {
             "listening",
             metadata: [
                 "address": "\(configuration.listen.host):\(boundPort)", "model": "\(engine.modelName)",
-                "workers": "\(pool.count)", "strategies": "\(strategyList.strategies.map(\.name).joined(separator: ","))",
+                "workers": "\(configuration.workers)", "max_batch": "\(configuration.maxBatch)", "strategies": "\(strategyList.strategies.map(\.name).joined(separator: ","))",
             ])
         uv_run(loop, UV_RUN_DEFAULT)
         uv_loop_close(loop)

@@ -11,6 +11,9 @@ final class SessionGenerator: @unchecked Sendable {
     var stream: VideoStream
     let compression: WebPCompression
     let cancelled = CancelFlag()
+    /// The session's fair-queuing finish tag between clips (the step scheduler's, kept here
+    /// while no clip is in flight so the session's history counts across clips).
+    var finishTag: UInt64 = 0
 
     init(stream: VideoStream, compression: WebPCompression) {
         self.stream = stream
@@ -119,7 +122,7 @@ final class WorkerPool: @unchecked Sendable {
 /// Runs one clip: denoise and decode through the session's `VideoStream`, then WebP-encode
 /// each frame and hand it to the loop as soon as it is ready.
 enum ClipRunner {
-    static func run(_ job: ClipJob, post: (WorkerEvent) -> Void) {
+    static func run(_ job: ClipJob, steps: SessionSteps? = nil, post: (WorkerEvent) -> Void) {
         let key = job.sessionKey
         let gen = job.generator
         let started = MonotonicClock.nanoseconds
@@ -155,7 +158,9 @@ enum ClipRunner {
                     return
                 }
                 let image = RGBImage(width: w, height: h, unitFloats: clip.frames.scalars[(i * per)..<((i + 1) * per)])
-                let webp = try WebP.encode(image, compression: gen.compression)
+                let compression = gen.compression
+                let webp = try steps.map { try $0.solo(cost: StepCost.encode(pixels: w * h)) { try WebP.encode(image, compression: compression) } }
+                    ?? WebP.encode(image, compression: compression)
                 let number = UInt64(clip.firstFrameNumber) + UInt64(i)
                 var bytes: [UInt8]
                 do {

@@ -227,6 +227,14 @@ public struct VideoStream: Sendable {
     /// The names of the chain, in order.
     public var chain: [String] { slots.map(\.name) }
 
+    /// Routes the stream's model calls through `executor` (nil: compute on the calling thread).
+    /// Streams over other backends (toy models in tests) keep computing directly.
+    public mutating func setModelExecutor(_ executor: (any ModelExecutor)?) {
+        guard var b = backend as? PipelineBackend else { return }
+        b.executor = executor
+        backend = b
+    }
+
     /// Generates, decodes and emits the next clip. `progress` is called after every denoising
     /// step; returning false cancels with `ModelError.cancelled` and leaves the stream unchanged.
     public mutating func nextClip(progress: (TextToVideoPipeline.StepProgress) -> Bool = { _ in true }) throws -> EmittedClip {

@@ -18,6 +18,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Pixel size of the full-clip benchmark (0 skips it).") var clipSize = 64
     @Option(help: "Denoising steps of the full clip.") var steps = GenerationDefaults.standardSteps
     @Option(help: "Timed repetitions (after one warm-up); the median is reported.") var repeats = 3
+    @Option(parsing: .upToNextOption,
+            help: "Sessions per U-Net call (each a classifier-free-guidance pair, as the daemon batches them).")
+    var sessions: [Int] = [1]
 
     func run() throws {
         ProcessTuning.configureAllocator()
@@ -27,12 +30,22 @@ struct BenchCommand: ParsableCommand {
         var ws = Workspace()
         let c = pipeline.unet.configuration.inChannels
         for size in latents {
-            let shape = [2, c, frames, size, size]
-            let sample = Tensor(shape: shape, scalars: random.standardNormal(count: shape.reduce(1, *)))
-            let times = try measure(repeats) {
-                _ = try pipeline.unet(sample, timesteps: [500, 500], conditioning: prompt.conditioning, workspace: &ws)
+            for n in sessions {
+                // n sessions, each its own latents twice (unconditional, conditional), as one call.
+                var scalars: [Float] = []
+                let per = c * frames * size * size
+                for _ in 0..<n {
+                    let entry = random.standardNormal(count: per)
+                    scalars += entry + entry
+                }
+                let sample = Tensor(shape: [2 * n, c, frames, size, size], scalars: scalars)
+                let conditioning = try UNet3DConditionModel.TextConditioning.concatenating(Array(repeating: prompt.conditioning, count: n))
+                let timesteps = (0..<n).flatMap { i in [Float](repeating: Float(500 - 10 * i), count: 2) }
+                let times = try measure(repeats) {
+                    _ = try pipeline.unet(sample, timesteps: timesteps, conditioning: conditioning, workspace: &ws)
+                }
+                report(n == 1 ? "unet_b2f\(frames)_\(size)x\(size)" : "unet_\(n)sessions_b\(2 * n)f\(frames)_\(size)x\(size)", times)
             }
-            report("unet_b2f\(frames)_\(size)x\(size)", times)
         }
         if clipSize > 0 {
             var config = TextToVideoPipeline.Configuration(prompt: "a red ball bouncing on grass")

@@ -35,8 +35,14 @@ struct VidrdDaemonCommand: ParsableCommand {
     @Option(help: "plugins.conf (default: ./plugins.conf if present, else the built-in strategies).")
     var plugins: String?
 
-    @Option(help: "Generation threads (default 1).")
+    @Option(help: "Compute threads (default 1).")
     var workers: Int?
+
+    @Option(help: "Steps of different sessions per U-Net call; 1 turns batching off (default 1; batched frames equal unbatched ones to float rounding only).")
+    var maxBatch: Int?
+
+    @Option(help: "Milliseconds a U-Net call waits for compatible steps about to arrive (default 5).")
+    var batchWaitMs: Int?
 
     @Option(help: "Read the shared secret clients must send from this file (or set VIDRD_TOKEN).")
     var tokenFile: String?
@@ -55,6 +61,8 @@ struct VidrdDaemonCommand: ParsableCommand {
             if let config { conf = try DaemonConfiguration(contentsOf: config) }
             if let listen { try conf.set("listen", listen) }
             if let workers { try conf.set("workers", String(workers)) }
+            if let maxBatch { try conf.set("max_batch", String(maxBatch)) }
+            if let batchWaitMs { try conf.set("batch_wait_ms", String(batchWaitMs)) }
             if let tokenFile { try conf.set("token_file", tokenFile) }
             else if let t = ProcessInfo.processInfo.environment["VIDRD_TOKEN"], !t.isEmpty { try conf.set("token", t) }
             if let logLevel { try conf.set("log_level", logLevel) }

@@ -231,7 +231,9 @@ public struct TextToVideoPipeline: Sendable {
     }
 
     /// Latents `[1, C, F, h, w]` → RGB frames `[F, H, W, 3]` in [0, 1].
-    public func decode(latents: Tensor, temporal: Bool = true, workspace: inout Workspace) throws -> Tensor {
+    /// `preemption`: see `AutoencoderKL.decode`.
+    public func decode(latents: Tensor, temporal: Bool = true, workspace: inout Workspace,
+                       preemption: ((Double) -> Void)? = nil) throws -> Tensor {
         guard latents.rank == 5, latents.shape[0] == 1 else {
             throw ModelError.invalidInput("latents must be [1, C, F, h, w], got \(latents.shape)")
         }
@@ -239,7 +241,7 @@ public struct TextToVideoPipeline: Sendable {
         var z = latents.permuted([0, 2, 1, 3, 4])
         z.reshape(Array(z.shape.dropFirst()))
         z.scalars = z.scalars.map { $0 * inv }
-        let images = try vae.decode(z, temporal: temporal, workspace: &workspace)  // [F, 3, H, W]
+        let images = try vae.decode(z, temporal: temporal, workspace: &workspace, preemption: preemption)  // [F, 3, H, W]
         var rgb = images.permuted([0, 2, 3, 1])
         rgb.scalars = rgb.scalars.map { Swift.min(Swift.max($0 / 2 + 0.5, 0), 1) }
         return rgb

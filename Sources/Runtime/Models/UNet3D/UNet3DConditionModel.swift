@@ -138,6 +138,29 @@ public struct UNet3DConditionModel: Sendable {
     public struct TextConditioning: Sendable {
         let keyValues: [AttentionLayer.KeyValues]
         public let batch: Int
+
+        /// Several conditionings as one, entries in order, for one U-Net call over the entries of
+        /// several sessions (continuous batching). All must come from the same model and prompt length.
+        public static func concatenating(_ parts: [TextConditioning]) throws -> TextConditioning {
+            guard let first = parts.first else { throw ModelError.invalidInput("no text conditionings to concatenate") }
+            if parts.count == 1 { return first }
+            var layers: [AttentionLayer.KeyValues] = []
+            for (l, kv) in first.keyValues.enumerated() {
+                var keys = kv.keys, values = kv.values, sequences = kv.sequences
+                for p in parts.dropFirst() {
+                    guard p.keyValues.count == first.keyValues.count, p.keyValues[l].length == kv.length,
+                          p.keyValues[l].keys.count / Swift.max(p.keyValues[l].sequences, 1) == kv.keys.count / Swift.max(kv.sequences, 1)
+                    else {
+                        throw ModelError.invalidInput("text conditionings of different models or prompt lengths cannot share a U-Net call")
+                    }
+                    keys += p.keyValues[l].keys
+                    values += p.keyValues[l].values
+                    sequences += p.keyValues[l].sequences
+                }
+                layers.append(AttentionLayer.KeyValues(keys: keys, values: values, sequences: sequences, length: kv.length))
+            }
+            return TextConditioning(keyValues: layers, batch: parts.reduce(0) { $0 + $1.batch })
+        }
     }
 
     /// `encoderHiddenStates`: `[B, tokens, cross_attention_dim]`.
@@ -153,8 +176,12 @@ public struct UNet3DConditionModel: Sendable {
     /// `timesteps` holds either one value per batch entry or one per (entry, frame) in entry-major
     /// order: entries of a batch may sit at different steps (batched sessions), and frames of one
     /// clip may too (per-frame schedules such as FIFO-Diffusion).
+    ///
+    /// `preemption`, when given, is called between the network's layers with the share of layers
+    /// done (0 < done < 1): a scheduler may run other work there (on its own workspace), so one
+    /// long forward does not hold the machine. It must not touch this call's data.
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], conditioning: TextConditioning,
-                               workspace: inout Workspace) throws -> Tensor {
+                               workspace: inout Workspace, preemption: ((Double) -> Void)? = nil) throws -> Tensor {
         let c = configuration
         guard sample.rank == 5, sample.shape[1] == c.inChannels else {
             throw ModelError.invalidInput("sample must be [batch, \(c.inChannels), frames, height, width], got \(sample.shape)")
@@ -174,21 +201,33 @@ public struct UNet3DConditionModel: Sendable {
         var emb = timeLinear2(Activation.silu(timeLinear1(tProj)))
         emb = Activation.silu(emb)
 
-        // Classifier-free guidance feeds the same latents and timestep twice; only the text differs.
-        // Everything before the first cross-attention is then identical per entry, so it runs
-        // once and is copied when the entries' conditioning first matters.
-        let shared = b > 1 && Self.entriesIdentical(sample, perImageTimesteps: perImage, batch: b)
-        var g = ClipGeometry(batch: shared ? 1 : b, frames: f, height: h, width: wd)
-        var x = ClipLayout.toChannelsLast(shared ? Self.firstEntry(sample) : sample)
-        var stepEmbedding = shared ? Tensor(shape: [f, emb.shape[1]], scalars: Array(emb.scalars.prefix(f * emb.shape[1]))) : emb
+        // Classifier-free guidance feeds the same latents and timesteps twice; only the text
+        // differs. Everything before the first cross-attention is then identical within each run of
+        // equal entries (one run per session when several sessions share the call), so it runs once
+        // per run and is copied when the entries' conditioning first matters.
+        let runs = b > 1 ? Self.identicalRuns(sample, perImageTimesteps: perImage, batch: b) : [1]
+        let shared = runs.count < b
+        let representatives = shared ? Self.runStarts(runs) : []
+        var g = ClipGeometry(batch: shared ? runs.count : b, frames: f, height: h, width: wd)
+        var x = ClipLayout.toChannelsLast(shared ? Self.gatherEntries(sample, entries: b, picking: representatives) : sample)
+        var stepEmbedding = shared ? Self.gatherEntries(emb, entries: b, picking: representatives) : emb
         x = convIn(x, workspace: &workspace)
         x = transformerIn(x, geometry: g, workspace: &workspace)
+
+        let points = (down + [mid] + up).reduce(0) { $0 + $1.resnets.count }
+        var passed = 0
+        func preemptionPoint() {
+            guard let preemption else { return }
+            passed += 1
+            if passed < points { preemption(Double(passed) / Double(points)) }
+        }
 
         var skips: [Tensor] = [x]
         func expandToFullBatch() {
             guard g.batch < b else { return }
-            x = Self.repeatBatch(x, times: b)
-            skips = skips.map { Self.repeatBatch($0, times: b) }
+            let expansion = Self.runExpansion(runs)
+            x = Self.gatherEntries(x, entries: g.batch, picking: expansion)
+            skips = skips.map { Self.gatherEntries($0, entries: runs.count, picking: expansion) }
             stepEmbedding = emb
             g.batch = b
         }
@@ -200,6 +239,7 @@ public struct UNet3DConditionModel: Sendable {
                     x = stage.attention(j, x, geometry: g, conditioning: conditioning, workspace: &workspace)
                 }
                 skips.append(x)
+                preemptionPoint()
             }
             if let conv = stage.resample {
                 x = conv(x, workspace: &workspace)
@@ -212,6 +252,8 @@ public struct UNet3DConditionModel: Sendable {
         x = mid.convolutions(0, x, geometry: g, timeEmbedding: emb, workspace: &workspace)
         x = mid.attention(0, x, geometry: g, conditioning: conditioning, workspace: &workspace)
         x = mid.convolutions(1, x, geometry: g, timeEmbedding: emb, workspace: &workspace)
+        preemptionPoint()
+        preemptionPoint()
 
         for stage in up {
             for j in 0..<stage.resnets.count {
@@ -220,6 +262,7 @@ public struct UNet3DConditionModel: Sendable {
                 if stage.crossAttends {
                     x = stage.attention(j, x, geometry: g, conditioning: conditioning, workspace: &workspace)
                 }
+                preemptionPoint()
             }
             if let conv = stage.resample {
                 // Upsample to the size of the next skip (diffusers' forward_upsample_size), which
@@ -235,25 +278,45 @@ public struct UNet3DConditionModel: Sendable {
         return ClipLayout.fromChannelsLast(x, batch: b)
     }
 
-    static func entriesIdentical(_ sample: Tensor, perImageTimesteps t: [Float], batch: Int) -> Bool {
+    /// Lengths of the runs of consecutive identical entries (same latents, same timesteps), in order.
+    static func identicalRuns(_ sample: Tensor, perImageTimesteps t: [Float], batch: Int) -> [Int] {
         let per = sample.count / batch, frames = t.count / batch
-        for e in 1..<batch {
-            if t[(e * frames)..<((e + 1) * frames)] != t[0..<frames] { return false }
-            if sample.scalars[(e * per)..<((e + 1) * per)] != sample.scalars[0..<per] { return false }
+        var runs = [1]
+        sample.scalars.withUnsafeBufferPointer { s in
+            for e in 1..<batch {
+                let sameTime = t[(e * frames)..<((e + 1) * frames)] == t[((e - 1) * frames)..<(e * frames)]
+                let sameLatents = sameTime && memcmp(s.baseAddress! + e * per, s.baseAddress! + (e - 1) * per, per * MemoryLayout<Float>.size) == 0
+                if sameLatents { runs[runs.count - 1] += 1 } else { runs.append(1) }
+            }
         }
-        return true
+        return runs
     }
 
-    static func firstEntry(_ sample: Tensor) -> Tensor {
-        let per = sample.count / sample.shape[0]
-        return Tensor(shape: [1] + Array(sample.shape.dropFirst()), scalars: Array(sample.scalars.prefix(per)))
+    /// The first entry of every run.
+    static func runStarts(_ runs: [Int]) -> [Int] {
+        var starts: [Int] = [], at = 0
+        for r in runs { starts.append(at); at += r }
+        return starts
     }
 
-    /// `[n, ...]` → `[times·n, ...]` by whole copies.
-    static func repeatBatch(_ t: Tensor, times: Int) -> Tensor {
-        var scalars = [Float]()
-        scalars.reserveCapacity(t.count * times)
-        for _ in 0..<times { scalars.append(contentsOf: t.scalars) }
-        return Tensor(shape: [t.shape[0] * times] + Array(t.shape.dropFirst()), scalars: scalars)
+    /// For each entry of the full batch, the run it belongs to.
+    static func runExpansion(_ runs: [Int]) -> [Int] {
+        runs.enumerated().flatMap { [Int](repeating: $0.offset, count: $0.element) }
     }
+
+    /// `t` holds `entries` equal-sized entries along its first dimension; returns the entries
+    /// `picking` names, in that order (repeats allowed).
+    static func gatherEntries(_ t: Tensor, entries: Int, picking: [Int]) -> Tensor {
+        let per = t.count / entries
+        var scalars = [Float](repeating: 0, count: per * picking.count)
+        t.scalars.withUnsafeBufferPointer { src in
+            scalars.withUnsafeMutableBufferPointer { dst in
+                for (k, e) in picking.enumerated() {
+                    (dst.baseAddress! + k * per).update(from: src.baseAddress! + e * per, count: per)
+                }
+            }
+        }
+        return Tensor(shape: [t.shape[0] / entries * picking.count] + Array(t.shape.dropFirst()), scalars: scalars)
+    }
+
 }

@@ -184,7 +184,11 @@ public struct AutoencoderKL: Sendable {
     /// A one-frame clip skips Temp-Conv, as the VidRD authors' decoder and the reference
     /// (tools/reference/temporal_vae.py) do: the module was trained on clips, and on one frame its
     /// GroupNorm statistics and zero-padded 3-tap conv are a different function, not the identity.
-    public func decode(_ z: Tensor, temporal: Bool = true, workspace ws: inout Workspace) throws -> Tensor {
+    ///
+    /// `preemption`, when given, is called between the decoder's layers with the share of layers
+    /// done, as in `UNet3DConditionModel.callAsFunction`.
+    public func decode(_ z: Tensor, temporal: Bool = true, workspace ws: inout Workspace,
+                       preemption: ((Double) -> Void)? = nil) throws -> Tensor {
         guard z.rank == 4, z.shape[1] == configuration.latentChannels else {
             throw ModelError.invalidInput("VAE latents must be [frames, \(configuration.latentChannels), h, w], got \(z.shape)")
         }
@@ -193,12 +197,21 @@ public struct AutoencoderKL: Sendable {
         if let postQuantConv { x = postQuantConv(x, workspace: &ws) }
         x = decoderConvIn(x, workspace: &ws)
         x = decoderMid(x, workspace: &ws)
+        let points = 1 + decoderUp.reduce(0) { $0 + $1.resnets.count }
+        var passed = 0
+        func preemptionPoint() {
+            guard let preemption else { return }
+            passed += 1
+            if passed < points { preemption(Double(passed) / Double(points)) }
+        }
+        preemptionPoint()
         for stage in decoderUp {
             for j in 0..<stage.resnets.count {
                 x = stage.resnets[j](x, timeEmbedding: nil, workspace: &ws)
                 if temporal, configuration.addTemporalConv, frames > 1 {
                     x = stage.tempConvs[j](x, geometry: ClipGeometry(batch: 1, frames: frames, height: x.shape[1], width: x.shape[2]))
                 }
+                preemptionPoint()
             }
             if let up = stage.upsample {
                 x = upsampleNearest(x, height: x.shape[1] * 2, width: x.shape[2] * 2)
