@@ -67,9 +67,9 @@ final class Mailbox: @unchecked Sendable {
     }
 }
 
-/// A fixed set of generation threads fed from a queue. The loop only submits a job when it
-/// knows a thread is idle, so the queue never holds more than `count` jobs.
-final class WorkerPool: @unchecked Sendable {
+/// A fixed set of generation threads fed from a FIFO queue, which may hold any number of jobs
+/// (the server submits one per eligible session, whether or not a thread is idle).
+final class WorkerPool: ClipExecutor, @unchecked Sendable {
     let count: Int
     private let condition = NSCondition()
     private var queue: [ClipJob] = []
