@@ -253,6 +253,27 @@ extension DaemonSuite {
             #expect(d.handle(.written(1, count: frame.count, .ok)) == [.startReading(1), .write(1, next), .submit(session: 1, stream: 1, clip: 1)])
         }
 
+        @Test("sessions that become eligible together are submitted in opening order, not PULL order")
+        func simultaneousEligibility() throws {
+            let d = Driver { $0.maxQueuedBytesPerConnection = 256 }
+            d.ready(1)
+            d.open(1, stream: 1)  // a, key 1
+            d.open(1, stream: 3)  // b, key 2
+            d.open(1, stream: 5, credits: 1)  // c, key 3: its clip fills the queue
+            #expect(d.executor.jobs.map(clipName) == ["c0"])
+            let frame = [UInt8](repeating: 7, count: 300)
+            #expect(d.handle(.workerEvents([.frame(session: 3, bytes: frame)])) == [.write(1, frame), .stopReading(1)])
+            // b's PULL, then a's, in one read while the queue is over the limit: nothing starts.
+            #expect(d.handle(.received(1, clientFrame(.pull(credits: 1), stream: 3) + clientFrame(.pull(credits: 1), stream: 1))) == [])
+            let start = ClipStart(clipIndex: 0, frameCount: 4, firstFrameNumber: 0, creditsRemaining: 0)
+            #expect(
+                d.handle(.written(1, count: frame.count, .ok)) == [
+                    .startReading(1), .write(1, try serverFrame(.clipStart(start), stream: 1)), .submit(session: 1, stream: 1, clip: 0),
+                    .write(1, try serverFrame(.clipStart(start), stream: 3)), .submit(session: 2, stream: 3, clip: 0),
+                ])
+            #expect(d.executor.jobs.map(clipName) == ["c0", "a0", "b0"])
+        }
+
         // MARK: Drain
 
         @Test("drain: a session without a clip ends with UNAVAILABLE at once; one with a clip after its CLIP_END; then CLOSE and stop")
