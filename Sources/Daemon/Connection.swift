@@ -1,17 +1,19 @@
-import CUV
 import VidrdProtocol
 
-/// One client connection. Lives on the loop thread only.
+/// Identifies a connection between the transport and the state machine (also the `conn` of
+/// the logs). The transport picks it at accept time.
+typealias ConnectionID = Int
+
+/// One client connection's protocol state: no socket here, the transport holds that under the
+/// same id. Owned by `ServerStateMachine`, on the loop thread only.
 final class Connection {
     enum State { case handshake, ready, closing, closed }
 
-    let id: Int
-    let tcp: UnsafeMutablePointer<uv_tcp_t>
-    unowned let server: Server
+    let id: ConnectionID
     var state = State.handshake
     var decoder: FrameDecoder
     var encoder = FrameEncoder(role: .server)
-    var peer = "?"
+    var peer: String
     var clientName: String?
     let acceptedAtMs: UInt64
     /// When the last complete frame arrived (the idle timer).
@@ -19,9 +21,10 @@ final class Connection {
     /// When the first byte of the frame now partly buffered arrived; nil between frames.
     var frameStartedMs: UInt64?
     var lastWriteProgressMs: UInt64
-    /// Bytes handed to libuv for this connection and not yet written to the socket.
+    /// Bytes handed to the transport for this connection and not yet reported written.
     var queuedBytes = 0
     var readingPaused = false
+    /// Whether the transport was last told to read (startReading) rather than not (stopReading).
     var reading = false
     /// The peer's end of file has been read.
     var peerClosed = false
@@ -33,22 +36,19 @@ final class Connection {
     var highestStream: UInt32 = 0
     var closingDeadlineMs: UInt64 = 0
 
-    init(id: Int, tcp: UnsafeMutablePointer<uv_tcp_t>, server: Server, maxPayload: Int, now: UInt64) {
+    init(id: ConnectionID, peer: String, maxPayload: Int, nowMs: UInt64) {
         self.id = id
-        self.tcp = tcp
-        self.server = server
+        self.peer = peer
         decoder = FrameDecoder(role: .server, maxPayload: maxPayload)
-        acceptedAtMs = now
-        lastReceivedMs = now
-        lastWriteProgressMs = now
+        acceptedAtMs = nowMs
+        lastReceivedMs = nowMs
+        lastWriteProgressMs = nowMs
     }
 
-    var stream: UnsafeMutablePointer<uv_stream_t> { UnsafeMutablePointer<uv_stream_t>(OpaquePointer(tcp)) }
-    var handle: UnsafeMutablePointer<uv_handle_t> { UnsafeMutablePointer<uv_handle_t>(OpaquePointer(tcp)) }
     var isOpen: Bool { state == .handshake || state == .ready }
 }
 
-/// One session. Lives on the loop thread; its generator travels to a worker with each job.
+/// One session. Lives on the loop thread; its generator travels to the executor with each job.
 final class Session {
     let key: UInt64
     let id: UInt32
@@ -64,9 +64,6 @@ final class Session {
     /// stays until a job in flight returns.
     var ended = false
     var clipStartedNs: UInt64 = 0
-    /// Fair-queuing tags (µs of worker time) of the current and the previous clip.
-    var startTag: UInt64 = 0
-    var finishTag: UInt64 = 0
     var framesThisClip = 0
 
     init(key: UInt64, id: UInt32, connection: Connection, resolved: ResolvedSession) {
@@ -78,18 +75,4 @@ final class Session {
         plan = resolved.plan
         credits = resolved.initialCredits
     }
-}
-
-/// Bytes handed to `uv_write`, kept alive until its callback.
-final class WriteContext {
-    let connection: Connection
-    let buffer: UnsafeMutableRawBufferPointer
-
-    init(connection: Connection, bytes: [UInt8]) {
-        self.connection = connection
-        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
-        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
-    }
-
-    deinit { buffer.deallocate() }
 }

@@ -13,14 +13,14 @@ import VidrdProtocol
 /// daemon.wait()
 /// ```
 public final class Daemon: @unchecked Sendable {
-    private let server: Server
+    private let server: LibuvTransport
     private let state = Locked<(started: Bool, finished: Bool)>((false, false))
     private let finished = DispatchSemaphore(value: 0)
 
     /// Creates the loop and binds the listening socket (so `port` is known); nothing runs yet.
     public init(configuration: DaemonConfiguration, engine: GenerationEngine, logger: Logger = Logger(label: "vidrd.daemon")) throws {
         if let problem = configuration.validationError() { throw ConfigurationError(message: problem) }
-        server = try Server(configuration: configuration, engine: engine, logger: logger)
+        server = try LibuvTransport(configuration: configuration, engine: engine, logger: logger)
     }
 
     /// The TCP port the daemon listens on.

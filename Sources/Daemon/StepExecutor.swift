@@ -13,7 +13,7 @@ import VidrdScheduling
 /// fair by work across sessions, compatible U-Net steps batched into one call. Long calls offer
 /// preemption points (between U-Net and decoder layers) where a compute thread runs other
 /// sessions' due steps first, so one heavy clip cannot hold the machine for a whole step.
-final class StepExecutor: @unchecked Sendable {
+final class StepExecutor: ClipExecutor, @unchecked Sendable {
     struct Settings: Sendable {
         var workers: Int
         var maxBatch: Int

@@ -5,8 +5,8 @@ import VidrdPlugins
 import VidrdProtocol
 import VidrdRuntime
 
-/// One session's stream of clips. The loop hands it to one worker at a time with a `ClipJob`
-/// (the job queue's lock orders the accesses), so `stream` is never used concurrently.
+/// One session's stream of clips. The loop hands it to one clip thread at a time with a
+/// `ClipJob` (one clip in flight per session), so `stream` is never used concurrently.
 final class SessionGenerator: @unchecked Sendable {
     var stream: VideoStream
     let compression: WebPCompression
@@ -67,55 +67,6 @@ final class Mailbox: @unchecked Sendable {
             e.removeAll(keepingCapacity: true)
             return out
         }
-    }
-}
-
-/// A fixed set of generation threads fed from a queue. The loop only submits a job when it
-/// knows a thread is idle, so the queue never holds more than `count` jobs.
-final class WorkerPool: @unchecked Sendable {
-    let count: Int
-    private let condition = NSCondition()
-    private var queue: [ClipJob] = []
-    private var stopping = false
-    private let exited = DispatchSemaphore(value: 0)
-
-    init(count: Int, mailbox: Mailbox) {
-        self.count = count
-        for i in 0..<count {
-            let thread = Thread { [self] in
-                while let job = self.next() {
-                    ClipRunner.run(job, post: mailbox.post)
-                }
-                self.exited.signal()
-            }
-            thread.name = "vidrd-worker-\(i)"
-            thread.stackSize = 16 << 20
-            thread.start()
-        }
-    }
-
-    func submit(_ job: ClipJob) {
-        condition.lock()
-        queue.append(job)
-        condition.signal()
-        condition.unlock()
-    }
-
-    private func next() -> ClipJob? {
-        condition.lock()
-        defer { condition.unlock() }
-        while queue.isEmpty && !stopping { condition.wait() }
-        if queue.isEmpty { return nil }
-        return queue.removeFirst()
-    }
-
-    /// Lets the threads finish their current job and waits for them to exit.
-    func stopAndJoin() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        condition.unlock()
-        for _ in 0..<count { exited.wait() }
     }
 }
 

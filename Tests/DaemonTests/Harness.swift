@@ -156,6 +156,6 @@ func expectDecodable(_ clip: VidrdClip, width: Int, height: Int) throws {
 }
 
 /// Every daemon test runs inside this suite, one at a time: they all generate clips on a
-/// two-core machine, and some assert on timing-dependent order (round-robin fairness).
+/// two-core machine, and some count what one session gets while another runs.
 @Suite("Daemon", .serialized)
 struct DaemonSuite {}
