@@ -25,7 +25,7 @@ struct BenchCommand: ParsableCommand {
         let prompt = try pipeline.encodePrompt("a red ball bouncing on grass", negativePrompt: "", guidanceScale: pipeline.defaultGuidanceScale)
         var random = SeededRandomSource(seed: 1)
         var ws = Workspace()
-        let c = pipeline.unet.configuration.inChannels
+        let c = pipeline.unet.inChannels
         for size in latents {
             let shape = [2, c, frames, size, size]
             let sample = Tensor(shape: shape, scalars: random.standardNormal(count: shape.reduce(1, *)))
