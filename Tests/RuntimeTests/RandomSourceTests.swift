@@ -4,14 +4,14 @@ import Testing
 
 /// `TorchRandomSource` against PyTorch's CPU generator (tools/reference/make_torch_randn_fixture.py).
 @Suite struct RandomSourceTests {
-    /// `torch.randn(16, generator=torch.Generator().manual_seed(0))[:4]`, torch 2.15, as bit patterns.
+    /// `torch.randn(16, generator=torch.Generator().manual_seed(0))[:4]`, recorded from torch 2.13 (AVX2 kernel), as bit patterns.
     @Test func firstValuesOfSeedZeroArePinned() {
         var r = TorchRandomSource(seed: 0)
         let v = r.standardNormal(count: 16)
         #expect(Array(v.prefix(4)).map(\.bitPattern) == Self.seedZeroFirstFour)
     }
 
-    static let seedZeroFirstFour: [UInt32] = PINNED
+    static let seedZeroFirstFour: [UInt32] = [0xBF90_1B85, 0xBF93_808A, 0xBE80_4BD6, 0xBEDE_255D]  // -1.1258398, -1.1523602, -0.2505786, -0.4338788
 
     @Test func drawSequencesMatchTorchBitForBit() throws {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

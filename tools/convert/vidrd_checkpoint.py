@@ -60,7 +60,8 @@ def _lightning_dict_standins():
     """Lightning pickles save_hyperparameters() as an AttributeDict; admit it as a plain dict."""
     made = []
     for module in ("pytorch_lightning.utilities.parsing", "lightning_fabric.utilities.data", "lightning.fabric.utilities.data"):
-        cls = type("AttributeDict", (dict,), {"__module__": module})
+        # The unpickler fills it with SETITEMS, which it allows on plain dicts only: build one.
+        cls = type("AttributeDict", (dict,), {"__module__": module, "__new__": lambda c, *a, **k: dict()})
         cls.__qualname__ = "AttributeDict"
         made.append(cls)
     return made
