@@ -299,17 +299,17 @@ public struct OpenSession: Sendable, Hashable {
     public var promptFrames: UInt32?
     /// Which frames of each clip are sent.
     public var emission: FrameEmission?
-    /// Which generator turns `seed` into noise (tag 17); nil: the server's (vidrd's own).
-    public var noiseGenerator: NoiseGeneratorKind?
+    /// Which generator turns `seed` into noise (tag 17); nil: the server's (vidrd's own). Set it
+    /// after `init`, whose signature stays as it was for existing callers.
+    public var noiseGenerator: NoiseGeneratorKind? = nil
 
     public init(
         prompt: String, negativePrompt: String? = nil, seed: UInt64? = nil, steps: UInt32? = nil,
         guidance: Double? = nil, framesPerClip: UInt32? = nil, width: UInt32? = nil, height: UInt32? = nil,
         fps: Double? = nil, strategies: [StrategySpec]? = nil, webpQuality: UInt8? = nil,
         webpLossless: Bool? = nil, initialCredits: UInt32? = nil, promptFrames: UInt32? = nil,
-        emission: FrameEmission? = nil, noiseGenerator: NoiseGeneratorKind? = nil
+        emission: FrameEmission? = nil
     ) {
-        self.noiseGenerator = noiseGenerator
         self.promptFrames = promptFrames
         self.emission = emission
         self.prompt = prompt

@@ -50,7 +50,12 @@ import Testing
 extension Tensor {
     /// Frame f of `[1, C, F, h, w]`, channel-major.
     func latentFrameForTest(_ f: Int) -> [Float] {
-        let (c, n, plane) = (shape[1], shape[2], shape[3] * shape[4])
-        return (0..<c).flatMap { ch in scalars[((ch * n + f) * plane)..<((ch * n + f) * plane + plane)] }
+        let c = shape[1], n = shape[2], plane = shape[3] * shape[4]
+        var out: [Float] = []
+        for ch in 0..<c {
+            let start = (ch * n + f) * plane
+            out.append(contentsOf: scalars[start..<(start + plane)])
+        }
+        return out
     }
 }

@@ -18,7 +18,8 @@ extension ReuseAndDiffuse {
             /// Their order inside a layer: ResNet → Temp-Conv → transformer.
             func layer(_ j: Int, _ x: Tensor, geometry g: ClipGeometry, timeEmbedding: Tensor,
                        conditioning: VidrdRuntime.UNet3DConditionModel.TextConditioning?, workspace ws: inout Workspace) -> Tensor {
-                var h = resnets[j](x, timeEmbedding: timeEmbedding, workspace: &ws)
+                // Their ResnetBlock3D normalises 5-D (b, c, f, h, w) tensors: statistics per clip.
+                var h = resnets[j](x, timeEmbedding: timeEmbedding, normSamples: g.batch, workspace: &ws)
                 if !tempConvs.isEmpty { h = tempConvs[j](h, geometry: g) }
                 if !attentions.isEmpty, let conditioning {
                     let a = attentions[j]
@@ -176,11 +177,11 @@ extension ReuseAndDiffuse {
                 }
             }
 
-            x = mid.resnets[0](x, timeEmbedding: emb, workspace: &workspace)
+            x = mid.resnets[0](x, timeEmbedding: emb, normSamples: g.batch, workspace: &workspace)
             if !mid.tempConvs.isEmpty { x = mid.tempConvs[0](x, geometry: g) }
             let a = mid.attentions[0]
             x = a(x, geometry: g, context: conditioning.keyValues[a.contextSlot], workspace: &workspace)
-            x = mid.resnets[1](x, timeEmbedding: emb, workspace: &workspace)
+            x = mid.resnets[1](x, timeEmbedding: emb, normSamples: g.batch, workspace: &workspace)
             if !mid.tempConvs.isEmpty { x = mid.tempConvs[1](x, geometry: g) }
 
             for stage in up {
@@ -197,7 +198,7 @@ extension ReuseAndDiffuse {
                     g.height = x.shape[1]; g.width = x.shape[2]
                 }
             }
-            x = normOut(x, samples: g.images, silu: true)
+            x = normOut(x, samples: g.batch, silu: true)  // conv_norm_out sees 5-D clips too
             x = convOut(x, workspace: &workspace)
             return ClipLayout.fromChannelsLast(x, batch: b)
         }
