@@ -211,6 +211,11 @@ extension GenerationEngine {
         c.strategies = requested
         c.emission = emission
         c.promptFrames = promptFrames
+        switch r.noiseGenerator {
+        case .torch?: c.noiseGenerator = .torch
+        case .torchReuseAndDiffuse?: c.noiseGenerator = .torchReuseAndDiffuse
+        case .vidrd?, nil: c.noiseGenerator = .vidrd
+        }
         let stream: VideoStream
         do {
             stream = try VideoStream(pipeline: pipeline, configuration: c, registry: registry)

@@ -92,16 +92,22 @@ public struct DSGStrategy: NoiseStrategy {
 /// PYoCo progressive noise prior for clip 0: frame 0 is the fresh draw's frame 0 and frame f is
 /// a/√(1+a²)·frame f−1 + fresh_f/√(1+a²), so every frame keeps unit variance (the factor on the
 /// fresh draw is a standard deviation, not the variance 1/(1+a²)).
+///
+/// `authorsScale` reproduces the VidRD authors' `randn_progressive` instead: their fresh factor is
+/// the variance 1/(1+a²) passed as a standard deviation (later frames' noise shrinks), which their
+/// released sampling (`noise_alpha`) uses; the `vidrd-paper` preset turns it on.
 public struct PYoCoStrategy: NoiseStrategy {
     public let a: Double
-    public init(a: Double) { self.a = a }
+    public let authorsScale: Bool
+    public init(a: Double, authorsScale: Bool = false) { self.a = a; self.authorsScale = authorsScale }
     public var capabilities: StrategyCapabilities {
         StrategyCapabilities(noise: [NoiseClaim(.base, clips: .first, frames: .all)])
     }
 
     public mutating func initialNoise(_ clip: ClipContext, layer: NoiseLayer, draft: inout NoiseDraft) throws {
         guard clip.index == 0 else { return }
-        let (wp, wf) = PNSStrategy.weights(alpha: a)
+        let (wp, unitFresh) = PNSStrategy.weights(alpha: a)
+        let wf = authorsScale ? Float(1 / (1 + a * a)) : unitFresh
         var prev = clip.fresh.latentFrame(0)
         try draft.setFrame(0, prev)
         for f in 1..<Swift.max(clip.shape.frames, 1) {
@@ -133,8 +139,10 @@ extension StrategyRegistry {
                                  parameters: [.double("beta", 0.4, "proportion of guided steps, in [0, 1]; 0 = off", min: 0, max: 1)]),
               make: { p in DSGStrategy(beta: p.double("beta")) }),
         Entry(info: StrategyInfo(name: "pyoco", summary: "PYoCo progressive noise prior for clip 0: frame f = a/√(1+a²)·frame f−1 + fresh/√(1+a²)",
-                                 parameters: [.double("a", 1, "correlation of consecutive frames' noise (a/√(1+a²)); 0 = i.i.d.", min: 0)]),
-              make: { p in PYoCoStrategy(a: p.double("a")) }),
+                                 parameters: [.double("a", 1, "correlation of consecutive frames' noise (a/√(1+a²)); 0 = i.i.d.", min: 0),
+                                              ParameterInfo(name: "authors_scale", kind: "bool", defaultValue: .bool(false),
+                                                            help: "the VidRD authors' randn_progressive: fresh noise scaled by 1/(1+a²) (their variance used as a standard deviation)")]),
+              make: { p in PYoCoStrategy(a: p.double("a"), authorsScale: p.bool("authors_scale")) }),
         Entry(info: StrategyInfo(name: "fifo", summary: "FIFO-Diffusion: diagonal denoising over a queue of frames at rising noise levels; one clean frame out per iteration, never replayed",
                                  parameters: [.int("partitions", 0, "n: the queue holds n·window frames, one DDIM level apart (0 = steps / window, at least 1)", min: 0, max: 64),
                                               .int("window", 0, "frames per U-Net call (0 = frames per clip)", min: 0, max: Double(StreamConfiguration.maxFrames)),

@@ -32,6 +32,8 @@ public struct StreamConfiguration: Sendable {
     public var tapePath: String? = nil
     /// Decode with the temporal-aware decoder's Temp-Conv layers when the VAE has them.
     public var temporalDecoding = true
+    /// The generator that turns `seed` into noise (ignored with a tape or a custom source).
+    public var noiseGenerator: NoiseGenerator = .vidrd
 
     public init(prompt: String) {
         self.prompt = prompt
@@ -173,8 +175,10 @@ public struct VideoStream: Sendable {
             noise = .custom(random)
         } else if let tape = c.tapePath {
             noise = .tape(try TapeRandomSource(path: tape))
-        } else {
+        } else if c.noiseGenerator == .vidrd {
             noise = .seeded(SeededRandomSource(seed: c.seed))
+        } else {
+            noise = .custom(c.noiseGenerator.source(seed: c.seed))
         }
     }
 

@@ -94,6 +94,7 @@ public enum WireCodec {
             if let v = m.initialCredits { w.u32(13, v) }
             if let v = m.promptFrames { w.u32(15, v) }
             if let v = m.emission { w.u8(16, v.rawValue) }
+            if let v = m.noiseGenerator { w.u8(17, v.rawValue) }
         case .sessionOpened(let m):
             w.u64(3, m.seed)
             w.u32(4, m.steps)
@@ -528,6 +529,13 @@ public enum WireCodec {
             let v = try r.u8(f, "emission")
             guard let e = FrameEmission(rawValue: v) else { throw r.fail(.valueOutOfRange, "field emission = \(v) is outside 1...2") }
             m.emission = e
+        case 17:
+            try r.once(f, "noise_generator")
+            let v = try r.u8(f, "noise_generator")
+            guard let g = NoiseGeneratorKind(rawValue: v) else {
+                throw r.fail(.valueOutOfRange, "field noise_generator = \(v) is outside 1...3")
+            }
+            m.noiseGenerator = g
         default: break
         }
     }

@@ -299,6 +299,9 @@ public struct OpenSession: Sendable, Hashable {
     public var promptFrames: UInt32?
     /// Which frames of each clip are sent.
     public var emission: FrameEmission?
+    /// Which generator turns `seed` into noise (tag 17); nil: the server's (vidrd's own). Set it
+    /// after `init`, whose signature stays as it was for existing callers.
+    public var noiseGenerator: NoiseGeneratorKind? = nil
 
     public init(
         prompt: String, negativePrompt: String? = nil, seed: UInt64? = nil, steps: UInt32? = nil,
@@ -369,6 +372,16 @@ public struct SessionOpened: Sendable, Hashable {
 }
 
 /// Which frames of each clip a session sends (OPEN_SESSION / SESSION_OPENED tag 16).
+/// OPEN_SESSION's `noise_generator` (docs/PROTOCOL.md §6.8).
+public enum NoiseGeneratorKind: UInt8, Sendable, Hashable, CaseIterable {
+    /// vidrd's documented generator (xoshiro256**, Box–Muller).
+    case vidrd = 1
+    /// PyTorch's CPU generator: `torch.randn(shape, generator=torch.Generator().manual_seed(seed))`.
+    case torch = 2
+    /// PyTorch's generator in the VidRD authors' draw order (clip 0 one frame at a time).
+    case torchReuseAndDiffuse = 3
+}
+
 public enum FrameEmission: UInt8, Sendable, Hashable, CaseIterable {
     /// All frames of every clip; clip k+1's M prompt frames repeat clip k's last M (reversed).
     case all = 1

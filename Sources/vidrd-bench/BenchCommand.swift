@@ -28,7 +28,7 @@ struct BenchCommand: ParsableCommand {
         let prompt = try pipeline.encodePrompt("a red ball bouncing on grass", negativePrompt: "", guidanceScale: pipeline.defaultGuidanceScale)
         var random = SeededRandomSource(seed: 1)
         var ws = Workspace()
-        let c = pipeline.unet.configuration.inChannels
+        let c = pipeline.unet.inChannels
         for size in latents {
             for n in sessions {
                 // n sessions, each its own latents twice (unconditional, conditional), as one call.

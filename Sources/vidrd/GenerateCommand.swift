@@ -13,7 +13,12 @@ struct GenerateCommand: ParsableCommand {
 
     @Option(help: "A diffusers model folder (default: Models/vidrd-tiny when it exists).") var model: String?
     @Option(help: "Text prompt.") var prompt: String
-    @Option(help: "Negative prompt.") var negativePrompt = ""
+    @Option(help: "Negative prompt (default: none, or the preset's).") var negativePrompt: String?
+    @Option(help: "Sampling preset: vidrd-paper (the VidRD authors' released sampling: 16 frames of 256×256, 50 steps, guidance 10, negative prompt \"watermark\", M = 4, α = 4, β = 0.4, all frames emitted, PyTorch seeds). Other options override it.")
+    var preset: String?
+    @Option(help: "With --preset vidrd-paper: the authors' noise_alpha (PYoCo prior of clip 0).") var noiseAlpha: Double?
+    @Option(help: "Noise generator for --seed: vidrd | torch (torch.randn bit for bit) | torch-rd (torch, in the VidRD authors' draw order).")
+    var noiseGenerator: String?
     @Option(help: "Number of clips.") var clips = 3
     @Option(help: "Strategy chain: NAME[:PARAM=VALUE[:PARAM=VALUE...]], comma-separated, e.g. fnr,pns:alpha=2,dsg:beta=0.3 (default: plugins.conf's chain).")
     var strategy: String?
@@ -21,13 +26,13 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "DSG β (needs dsg in the chain).") var beta: Double?
     @Option(help: "M, prompt frames (default: plugins.conf's, else 4).") var promptFrames: Int?
     @Option(help: "Emitted frames: all | new (default: plugins.conf's).") var emit: String?
-    @Option(help: "Seed of the default noise generator.") var seed: UInt64 = 0
+    @Option(help: "Seed of the noise generator (default 0, or the preset's).") var seed: UInt64?
     @Option(help: "Replay this noise tape (safetensors, noise.0, noise.1, …) instead of the seed.") var tape: String?
     @Option(help: "Write the stream's noise draws as a tape to this file.") var recordTape: String?
-    @Option(help: "Denoising steps.") var steps = GenerationDefaults.standardSteps
+    @Option(help: "Denoising steps (default \(GenerationDefaults.standardSteps), or the preset's).") var steps: Int?
     @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance (default: the model folder's generation_config.json, else \(GenerationDefaults.standardGuidanceScale)).")
     var guidance: Float?
-    @Option(help: "Frames per clip (N).") var frames = GenerationDefaults.standardFrames
+    @Option(help: "Frames per clip (N; default \(GenerationDefaults.standardFrames), or the preset's).") var frames: Int?
     @Option(help: "Frame height in pixels (default: the model's native size).") var height: Int?
     @Option(help: "Frame width in pixels (default: the model's native size).") var width: Int?
     @Option(help: "plugins.conf to read (default: ./plugins.conf when it exists).") var pluginsConf: String?
@@ -42,6 +47,13 @@ struct GenerateCommand: ParsableCommand {
         guard (0...100).contains(quality) else { throw ValidationError("--quality must be within 0...100") }
         guard fps > 0 else { throw ValidationError("--fps must be positive") }
         if let emit, EmissionMode(rawValue: emit) == nil { throw ValidationError("--emit must be all or new") }
+        if let preset, StreamPreset(rawValue: preset) == nil {
+            throw ValidationError("--preset must be one of \(StreamPreset.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if noiseAlpha != nil, preset == nil { throw ValidationError("--noise-alpha needs --preset vidrd-paper") }
+        if let noiseGenerator, NoiseGenerator(rawValue: noiseGenerator) == nil {
+            throw ValidationError("--noise-generator must be one of \(NoiseGenerator.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
     }
 
     static func defaultModel(_ given: String?) throws -> String {
@@ -60,13 +72,18 @@ struct GenerateCommand: ParsableCommand {
         let registry = try Self.registry(pluginsConf)
         let pipeline = try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: try Self.defaultModel(model)))
         var c = StreamConfiguration(prompt: prompt, registry: registry)
-        c.negativePrompt = negativePrompt
-        c.seed = seed
-        c.steps = steps
-        c.guidanceScale = guidance ?? pipeline.defaultGuidanceScale
-        c.frames = frames
-        c.height = height
-        c.width = width
+        c.guidanceScale = pipeline.defaultGuidanceScale
+        if let preset = preset.flatMap(StreamPreset.init(rawValue:)) {
+            preset.apply(to: &c, noiseAlpha: noiseAlpha ?? StreamPreset.authorsNoiseAlpha)
+        }
+        if let negativePrompt { c.negativePrompt = negativePrompt }
+        if let seed { c.seed = seed }
+        if let steps { c.steps = steps }
+        if let guidance { c.guidanceScale = guidance }
+        if let frames { c.frames = frames }
+        if let height { c.height = height }
+        if let width { c.width = width }
+        if let g = noiseGenerator.flatMap(NoiseGenerator.init(rawValue:)) { c.noiseGenerator = g }
         c.tapePath = tape
         if let strategy { c.strategies = try StrategySpec.parseList(strategy) }
         func setParameter(_ strategy: String, _ name: String, _ value: Double, _ flag: String) throws {
@@ -87,7 +104,7 @@ struct GenerateCommand: ParsableCommand {
         var draws: [Tensor] = []
         let start = Date()
         FileHandle.standardError.write(
-            "chain \(stream.chain.joined(separator: ",")), M = \(c.promptFrames), emit \(c.emission.rawValue), steps \(c.steps), guidance \(c.guidanceScale)\n"
+            "chain \(stream.chain.joined(separator: ",")), M = \(c.promptFrames), emit \(c.emission.rawValue), steps \(c.steps), guidance \(c.guidanceScale), noise \(c.noiseGenerator.rawValue) seed \(c.seed)\n"
                 .data(using: .utf8)!)
         for k in 0..<clips {
             let clip = try stream.nextClip { p in
@@ -112,7 +129,7 @@ struct GenerateCommand: ParsableCommand {
             print("clip \(k): frames \(clip.firstFrameNumber)…\(clip.firstFrameNumber + Int64(n) - 1) (clip frames \(clip.emittedFrameIndices.first.map(String.init) ?? "-")…\(clip.emittedFrameIndices.last.map(String.init) ?? "-"))")
         }
         if let animation { try AtomicFile.write(Data(try animation.finish()), to: "\(out)/stream.webp") }
-        if let recordTape { try NoiseTape.write(draws, to: recordTape, metadata: ["seed": "\(seed)", "prompt": prompt]) }
+        if let recordTape { try NoiseTape.write(draws, to: recordTape, metadata: ["seed": "\(c.seed)", "prompt": prompt]) }
         print("wrote \(stream.framesEmitted) frames of \(clips) clips to \(out) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
     }
 }

@@ -78,14 +78,14 @@ import Testing
         }
         var ws = Workspace()
         let alone = try entries.map { try unet($0.input, timesteps: $0.timesteps, conditioning: $0.conditioning, workspace: &ws) }
-        let batched = try BatchedNoisePrediction.run(entries, unet: unet, workspace: &ws)
+        let batched = try BatchedNoisePrediction.run(entries, unet: .diffusers(unet), workspace: &ws)
         #expect(batched.count == 3)
         for (a, b) in zip(alone, batched) {
             #expect(a.shape == b.shape)
             #expect(a.maxAbsDifference(b) < 1e-5, "max difference \(a.maxAbsDifference(b))")
         }
         // Other sessions' entries matter only through rounding: swapping them changes nothing else.
-        let swapped = try BatchedNoisePrediction.run([entries[2], entries[1], entries[0]], unet: unet, workspace: &ws)
+        let swapped = try BatchedNoisePrediction.run([entries[2], entries[1], entries[0]], unet: .diffusers(unet), workspace: &ws)
         #expect(swapped[2].maxAbsDifference(alone[0]) < 1e-5 && swapped[0].maxAbsDifference(alone[2]) < 1e-5)
         // Preemption points: the callback runs between layers and leaves the call's result alone,
         // even when it runs another forward on its own workspace there.
@@ -102,7 +102,7 @@ import Testing
         smaller = .init(input: UNet3DConditionModel.gatherEntries(smaller.input, entries: 2, picking: [0]),
                         timesteps: [smaller.timesteps[0]], conditioning: try unet.conditioning(encoderHiddenStates: states))
         #expect(throws: ModelError.self, "a batch-1 entry with a batch-2 conditioning is refused, not misread") {
-            _ = try BatchedNoisePrediction.run([entries[2], smaller], unet: unet, workspace: &ws)
+            _ = try BatchedNoisePrediction.run([entries[2], smaller], unet: .diffusers(unet), workspace: &ws)
         }
     }
 

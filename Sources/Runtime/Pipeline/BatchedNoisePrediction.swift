@@ -16,7 +16,7 @@ public enum BatchedNoisePrediction {
     }
 
     /// The noise prediction of every entry, in order.
-    public static func run(_ entries: [Entry], unet: UNet3DConditionModel, workspace: inout Workspace,
+    public static func run(_ entries: [Entry], unet: VideoUNet, workspace: inout Workspace,
                            preemption: ((Double) -> Void)? = nil) throws -> [Tensor] {
         guard let first = entries.first else { return [] }
         if entries.count == 1 {

@@ -5,7 +5,8 @@ import Foundation
 public struct TextToVideoPipeline: Sendable {
     public let tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel
-    public let unet: UNet3DConditionModel
+    /// Either U-Net family (`VideoUNet`), chosen by the folder's `unet/config.json`.
+    public let unet: VideoUNet
     public let vae: AutoencoderKL
     public let scheduler: DDIMScheduler
     public let modelDirectory: URL
@@ -29,16 +30,16 @@ public struct TextToVideoPipeline: Sendable {
         }
         tokenizer = try CLIPTokenizer(directory: dir.appendingPathComponent("tokenizer"))
         textEncoder = try CLIPTextModel(directory: dir.appendingPathComponent("text_encoder"))
-        unet = try UNet3DConditionModel(directory: dir.appendingPathComponent("unet"))
+        unet = try VideoUNet(directory: dir.appendingPathComponent("unet"))
         vae = try AutoencoderKL(directory: dir.appendingPathComponent("vae"))
         scheduler = try DDIMScheduler(directory: dir.appendingPathComponent("scheduler"))
         recommended = try GenerationDefaults(directory: dir)
         modelDirectory = dir
-        guard textEncoder.configuration.hiddenSize == unet.configuration.crossAttentionDim else {
-            throw ModelError.invalidConfig("text encoder width \(textEncoder.configuration.hiddenSize) ≠ U-Net cross_attention_dim \(unet.configuration.crossAttentionDim)")
+        guard textEncoder.configuration.hiddenSize == unet.crossAttentionDim else {
+            throw ModelError.invalidConfig("text encoder width \(textEncoder.configuration.hiddenSize) ≠ U-Net cross_attention_dim \(unet.crossAttentionDim)")
         }
-        guard vae.configuration.latentChannels == unet.configuration.inChannels else {
-            throw ModelError.invalidConfig("VAE latent channels \(vae.configuration.latentChannels) ≠ U-Net in_channels \(unet.configuration.inChannels)")
+        guard vae.configuration.latentChannels == unet.inChannels else {
+            throw ModelError.invalidConfig("VAE latent channels \(vae.configuration.latentChannels) ≠ U-Net in_channels \(unet.inChannels)")
         }
     }
 
@@ -49,7 +50,7 @@ public struct TextToVideoPipeline: Sendable {
     /// Pixels per latent.
     public var vaeScaleFactor: Int { vae.configuration.downsamplingFactor }
     /// The model's native frame size (diffusers: `unet.sample_size * vae_scale_factor`).
-    public var defaultSize: Int { (unet.configuration.sampleSize ?? 32) * vaeScaleFactor }
+    public var defaultSize: Int { (unet.sampleSize ?? 32) * vaeScaleFactor }
 
     public struct Configuration: Sendable {
         public var prompt: String
@@ -95,7 +96,7 @@ public struct TextToVideoPipeline: Sendable {
         }
         guard c.frames > 0 else { throw ModelError.invalidInput("frames must be positive, got \(c.frames)") }
         return Geometry(frames: c.frames, height: h, width: w, latentHeight: h / f, latentWidth: w / f,
-                        latentChannels: unet.configuration.inChannels)
+                        latentChannels: unet.inChannels)
     }
 
     /// Text conditioning for the denoising loop: `[negative, prompt]` when guiding, else `[prompt]`.

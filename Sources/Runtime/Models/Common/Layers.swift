@@ -18,9 +18,12 @@ struct ResnetBlock2D: Sendable {
     }
 
     /// `x`: `[N, H, W, Cin]`; `timeEmbedding`: SiLU-activated embedding per image `[N, T]`.
-    func callAsFunction(_ x: Tensor, timeEmbedding: Tensor?, workspace ws: inout Workspace) -> Tensor {
+    /// `normSamples`: how many groups of consecutive images share GroupNorm statistics (default N:
+    /// each image alone; the VidRD authors' ResnetBlock3D normalises each clip's frames jointly).
+    func callAsFunction(_ x: Tensor, timeEmbedding: Tensor?, normSamples: Int? = nil, workspace ws: inout Workspace) -> Tensor {
         let n = x.shape[0]
-        var h = norm1(x, samples: n, silu: true)
+        let normGroups = normSamples ?? n
+        var h = norm1(x, samples: normGroups, silu: true)
         h = conv1(h, workspace: &ws)
         if let proj = timeEmbeddingProjection, let temb = timeEmbedding {
             let t = proj(temb)  // [N, Cout]
@@ -42,7 +45,7 @@ struct ResnetBlock2D: Sendable {
                 }
             }
         }
-        h = norm2(h, samples: n, silu: true)
+        h = norm2(h, samples: normGroups, silu: true)
         h = conv2(h, workspace: &ws)
         if let shortcut {
             h.add(shortcut(x, workspace: &ws))
