@@ -77,14 +77,19 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
         condition.unlock()
         let steps = SessionSteps(executor: self, session: job.sessionKey, cancelled: job.generator.cancelled)
         job.generator.stream.setModelExecutor(steps)
-        let thread = Thread { [self] in
-            ClipRunner.run(job, steps: steps, post: mailbox.post)
-            condition.lock()
-            job.generator.finishTag = scheduler.unregister(session: job.sessionKey) ?? job.generator.finishTag
-            clipThreads -= 1
-            condition.broadcast()
-            condition.unlock()
+        // The clip leaves the scheduler before the loop learns it finished: the loop may start the
+        // session's next clip at once, and that clip's registration must not be undone by this one.
+        let post: @Sendable (WorkerEvent) -> Void = { [self] event in
+            if case .finished = event {
+                condition.lock()
+                job.generator.finishTag = scheduler.unregister(session: job.sessionKey) ?? job.generator.finishTag
+                clipThreads -= 1
+                condition.broadcast()
+                condition.unlock()
+            }
+            mailbox.post(event)
         }
+        let thread = Thread { ClipRunner.run(job, steps: steps, post: post) }
         thread.name = "vidrd-clip-\(job.sessionKey)"
         thread.stackSize = 8 << 20
         thread.start()
