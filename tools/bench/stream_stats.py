@@ -180,7 +180,8 @@ def summary_row(result):
         values = [s[key] for s in sessions if s[key] is not None]
         return max(values) if values else None
 
-    gaps = " / ".join(fmt(worst(k)) for k in ("gap_p50_s", "gap_p99_s", "gap_max_s"))
+    # p50 in ms resolution: inside a clip's burst the frames are milliseconds apart.
+    gaps = " / ".join(fmt(worst(k), d) for k, d in (("gap_p50_s", 3), ("gap_p99_s", 2), ("gap_max_s", 2)))
     return (f"| {result['label'] or '-'} | {len(sessions)} | {fmt(a['frames_per_s'])} | "
             f"{range_text([s['frames_per_s'] for s in sessions])} | {range_text([s['ttff_s'] for s in sessions])} | {gaps} |")
 
@@ -222,7 +223,7 @@ def self_test():
         if unaligned["starts_aligned"] or abs(unaligned["wall_s"] - 4.0) > 1e-9:
             failures.append(("unaligned", unaligned, "wall 4.0"))
         row = summary_row(r)
-        want_row = "| synthetic | 2 | 1.33 | 0.50 – 1.50 | 1.00 – 2.00 | 2.00 / 2.00 / 2.00 |"
+        want_row = "| synthetic | 2 | 1.33 | 0.50 – 1.50 | 1.00 – 2.00 | 2.000 / 2.00 / 2.00 |"
         if row != want_row:
             failures.append(("row", row, want_row))
         if percentile([], 50) is not None or percentile([3.0], 99) != 3.0 or percentile([1, 2, 3, 4, 5], 50) != 3:
