@@ -213,6 +213,10 @@ struct Stream: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Write a YUV4MPEG2 stream to this file, or to standard output for -.", valueName: "file|-"))
     var y4m: String?
     @Flag(help: "No progress line or summary.") var quiet = false
+    @Option(help: ArgumentHelp(
+        "Write frame_number,clip_index,seconds per received frame (seconds on a monotonic clock since the command started) to this CSV file, for tools/bench/stream_stats.py.",
+        valueName: "file"))
+    var timings: String?
 
     func validate() throws {
         if let clips, clips < 1 { throw ValidationError("--clips must be at least 1") }
@@ -223,6 +227,13 @@ struct Stream: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Before connecting, so that the time to the first frame includes connecting.
+        let clock = MonotonicClock()
+        let timingsFile = timings.map { path -> TimingsFile in
+            do { return try TimingsFile(path: path, clock: clock) } catch {
+                fail((error as? OutputError)?.message ?? "\(error)", Exit.cantCreate)
+            }
+        }
         var request = OpenSession(prompt: prompt)
         request.negativePrompt = negativePrompt
         request.seed = seed
@@ -244,7 +255,6 @@ struct Stream: AsyncParsableCommand {
             }
         }
         let client = await server.connect()
-        let started = Date()
         let session: VidrdSession
         do {
             session = try await client.openSession(request, prefetch: prefetch, maxClips: clips)
@@ -284,21 +294,22 @@ struct Stream: AsyncParsableCommand {
                 for try await event in session {
                     switch event {
                     case .clipStarted(let s):
-                        progress.update(clip: s.clipIndex, step: 0, total: p.steps, stats: stats, started: started)
+                        progress.update(clip: s.clipIndex, step: 0, total: p.steps, stats: stats, elapsed: clock.elapsed())
                     case .progress(let pr) where pr.phase == .denoise:
-                        progress.update(clip: pr.clipIndex, step: pr.step, total: pr.total, stats: stats, started: started)
+                        progress.update(clip: pr.clipIndex, step: pr.step, total: pr.total, stats: stats, elapsed: clock.elapsed())
                     case .progress:
                         break
                     case .frame(let f):
-                        let now = Date().timeIntervalSince(started)
+                        let now = clock.elapsed()
                         if stats.firstFrame == nil { stats.firstFrame = now }
                         if let last = stats.lastFrame { stats.longestGap = max(stats.longestGap, now - last) }
                         stats.lastFrame = now
                         stats.frames += 1
+                        try timingsFile?.record(f.frameNumber, clip: f.clipIndex, at: now)
                         try writer.write(f)
                     case .clipEnded(let e):
                         stats.clips += 1
-                        progress.update(clip: e.clipIndex, step: p.steps, total: p.steps, stats: stats, started: started)
+                        progress.update(clip: e.clipIndex, step: p.steps, total: p.steps, stats: stats, elapsed: clock.elapsed())
                     }
                 }
                 return .success(stats)
@@ -328,10 +339,11 @@ struct Stream: AsyncParsableCommand {
             }
         }
         await client.close()
+        timingsFile?.finish()
         switch result {
         case .success(let stats):
             if !quiet {
-                let elapsed = Date().timeIntervalSince(started)
+                let elapsed = clock.elapsed()
                 FileHandle.standardError.write(Data(String(
                     format: "%d clips, %d frames in %.2f s (%.2f frames/s), first frame after %.2f s, longest wait between frames %.2f s\n",
                     stats.clips, stats.frames, elapsed, Double(stats.frames) / max(elapsed, 1e-9), stats.firstFrame ?? 0,
@@ -410,12 +422,12 @@ final class ProgressLine: @unchecked Sendable {
 
     init(enabled: Bool) { self.enabled = enabled }
 
-    func update(clip: UInt32, step: UInt32, total: UInt32, stats: Stream.Stats, started: Date) {
+    func update(clip: UInt32, step: UInt32, total: UInt32, stats: Stream.Stats, elapsed: Double) {
         guard enabled else { return }
         let now = Date()
         guard now.timeIntervalSince(last) > 0.1 || step == total else { return }
         last = now
-        let rate = Double(stats.frames) / max(now.timeIntervalSince(started), 1e-9)
+        let rate = Double(stats.frames) / max(elapsed, 1e-9)
         let line = String(format: "\r\u{1B}[Kclip %u  step %u/%u  %d frames  %.2f frames/s", clip, step, total, stats.frames, rate)
         FileHandle.standardError.write(Data(line.utf8))
         drawn = true
