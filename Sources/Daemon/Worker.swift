@@ -73,7 +73,7 @@ final class Mailbox: @unchecked Sendable {
 /// Runs one clip: denoise and decode through the session's `VideoStream`, then WebP-encode
 /// each frame and hand it to the loop as soon as it is ready.
 enum ClipRunner {
-    static func run(_ job: ClipJob, steps: SessionSteps? = nil, post: (WorkerEvent) -> Void) {
+    static func run(_ job: ClipJob, steps: SessionSteps, post: (WorkerEvent) -> Void) {
         let key = job.sessionKey
         let gen = job.generator
         let started = MonotonicClock.nanoseconds
@@ -110,8 +110,7 @@ enum ClipRunner {
                 }
                 let image = RGBImage(width: w, height: h, unitFloats: clip.frames.scalars[(i * per)..<((i + 1) * per)])
                 let compression = gen.compression
-                let webp = try steps.map { try $0.solo(cost: StepCost.encode(pixels: w * h)) { try WebP.encode(image, compression: compression) } }
-                    ?? WebP.encode(image, compression: compression)
+                let webp = try steps.solo(cost: StepCost.encode(pixels: w * h)) { try WebP.encode(image, compression: compression) }
                 let number = UInt64(clip.firstFrameNumber) + UInt64(i)
                 var bytes: [UInt8]
                 do {

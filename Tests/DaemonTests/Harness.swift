@@ -21,6 +21,21 @@ enum Fixture {
         }
     }()
 
+    /// The test daemons' settings: one compute thread, short linger and drain, and session defaults
+    /// as cheap as `request()`.
+    static func configuration() -> DaemonConfiguration {
+        var c = DaemonConfiguration()
+        c.workers = 1
+        c.lingerMs = 200
+        c.drainGraceMs = 5_000
+        c.sessionDefaults.steps = 2
+        c.sessionDefaults.guidance = 1
+        c.sessionDefaults.framesPerClip = 4
+        c.sessionDefaults.width = 8
+        c.sessionDefaults.height = 8
+        return c
+    }
+
     /// A cheap session for debug builds: 8×8 pixels, 4 frames, 2 steps, no guidance, all frames
     /// emitted, M = 2 prompt frames, the default chain (fnr, pns, dsg).
     static func request(_ prompt: String = "a red ball bouncing on grass", seed: UInt64 = 7, steps: UInt32 = 2) -> OpenSession {
@@ -36,16 +51,8 @@ final class TestDaemon: @unchecked Sendable {
     var port: UInt16 { daemon.port }
 
     init(engine: GenerationEngine = Fixture.engine, _ configure: (inout DaemonConfiguration) -> Void = { _ in }) throws {
-        var c = DaemonConfiguration()
+        var c = Fixture.configuration()
         c.listen = ListenAddress(host: "127.0.0.1", port: 0)
-        c.workers = 1
-        c.lingerMs = 200
-        c.drainGraceMs = 5_000
-        c.sessionDefaults.steps = 2
-        c.sessionDefaults.guidance = 1
-        c.sessionDefaults.framesPerClip = 4
-        c.sessionDefaults.width = 8
-        c.sessionDefaults.height = 8
         configure(&c)
         let level = ProcessInfo.processInfo.environment["VIDRD_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) }
         let logger = Logger(label: "vidrd.test") { label in

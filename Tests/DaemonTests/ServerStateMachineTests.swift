@@ -393,15 +393,7 @@ final class Driver {
     var now: UInt64 { nowMs * 1_000_000 }
 
     init(_ configure: (inout DaemonConfiguration) -> Void = { _ in }) {
-        var c = DaemonConfiguration()
-        c.workers = 1
-        c.lingerMs = 200
-        c.drainGraceMs = 5_000
-        c.sessionDefaults.steps = 2
-        c.sessionDefaults.guidance = 1
-        c.sessionDefaults.framesPerClip = 4
-        c.sessionDefaults.width = 8
-        c.sessionDefaults.height = 8
+        var c = Fixture.configuration()
         configure(&c)
         configuration = c
         machine = ServerStateMachine(configuration: c, engine: Fixture.engine, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, now: 7_000 * 1_000_000)
