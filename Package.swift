@@ -1,14 +1,6 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// The numeric code is written with 8-wide SIMD; on x86-64 let the compiler use AVX2 + FMA
-// (Haswell, 2013, and later) instead of the SSE2 baseline, which halves the vector width.
-#if arch(x86_64)
-let runtimeSwiftFlags = ["-Xfrontend", "-target-cpu", "-Xfrontend", "haswell"]
-#else
-let runtimeSwiftFlags: [String] = []
-#endif
-
 let package = Package(
     name: "vidrd",
     platforms: [.macOS(.v14)],
@@ -46,14 +38,11 @@ let package = Package(
         .target(name: "VidrdProtocol", path: "Sources/Protocol"),
         // Which session's step runs next (fair queuing over steps, batch formation): pure, no I/O.
         .target(name: "VidrdScheduling", path: "Sources/Scheduling"),
-        .target(
-            name: "VidrdRuntime",
-            dependencies: ["CBLAS"],
-            path: "Sources/Runtime",
-            swiftSettings: [
-                .unsafeFlags(runtimeSwiftFlags),
-                .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
-            ]),
+        // The runtime's GEMM kernels (AVX2, AVX-512), chosen per CPU at run time: no build flags.
+        .target(name: "CVidrdKernels", path: "Sources/CVidrdKernels"),
+        // No CPU or unchecked-arithmetic flags: the hot loops are C kernels chosen by CPUID
+        // (CVidrdKernels), so the product runs on any x86-64 and other packages may depend on it.
+        .target(name: "VidrdRuntime", dependencies: ["CBLAS", "CVidrdKernels"], path: "Sources/Runtime"),
         .target(name: "VidrdMedia", dependencies: ["CWebP"], path: "Sources/Media"),
         .target(name: "CVidrdPlugin", path: "Sources/CVidrdPlugin"),
         .target(name: "VidrdPlugins", dependencies: ["VidrdRuntime", "CVidrdPlugin"], path: "Sources/Plugins"),
@@ -121,7 +110,7 @@ let package = Package(
             dependencies: ["VidrdRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/vidrd-bench"),
 
-        .testTarget(name: "RuntimeTests", dependencies: ["VidrdRuntime"], path: "Tests/RuntimeTests"),
+        .testTarget(name: "RuntimeTests", dependencies: ["VidrdRuntime", "CVidrdKernels"], path: "Tests/RuntimeTests"),
         .testTarget(name: "MediaTests", dependencies: ["VidrdMedia"], path: "Tests/MediaTests"),
         .testTarget(name: "PluginsTests", dependencies: ["VidrdPlugins", "VidrdRuntime"], path: "Tests/PluginsTests"),
         .testTarget(name: "EvalTests", dependencies: ["VidrdEval", "VidrdRuntime", "VidrdMedia"], path: "Tests/EvalTests"),

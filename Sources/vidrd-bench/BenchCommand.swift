@@ -24,6 +24,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         ProcessTuning.configureAllocator()
+        if let problem = ComputeKernels.active.problem { throw ValidationError(problem) }
         let pipeline = try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: model))
         let prompt = try pipeline.encodePrompt("a red ball bouncing on grass", negativePrompt: "", guidanceScale: pipeline.defaultGuidanceScale)
         var random = SeededRandomSource(seed: 1)
@@ -72,7 +73,7 @@ struct BenchCommand: ParsableCommand {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let sorted = times.sorted()
         let median = sorted[sorted.count / 2]
-        print("{\"name\": \"\(name)\", \"impl\": \"swift\", \"median_s\": \(String(format: "%.4f", median)), \"min_s\": \(String(format: "%.4f", sorted[0])), \"peak_rss_mb\": \(usage.ru_maxrss / 1024)}")
+        print("{\"name\": \"\(name)\", \"impl\": \"swift\", \"isa\": \"\(ComputeKernels.active.isa.rawValue)\", \"median_s\": \(String(format: "%.4f", median)), \"min_s\": \(String(format: "%.4f", sorted[0])), \"peak_rss_mb\": \(usage.ru_maxrss / 1024)}")
         fflush(nil)
     }
 }

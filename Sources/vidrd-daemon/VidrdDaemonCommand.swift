@@ -70,6 +70,7 @@ struct VidrdDaemonCommand: ParsableCommand {
         } catch let e as ConfigurationError {
             fail("configuration: \(e)", code: 78)
         }
+        do { try ComputeKernels.validateEnvironment() } catch { fail("environment: \(error)", code: 78) }
         let level = Logger.Level(rawValue: conf.logLevel ?? "info") ?? .info
         LoggingSystem.bootstrap { LogfmtLogHandler(label: $0, level: level) }
         let logger = Logger(label: "vidrd.daemon")
@@ -102,6 +103,7 @@ struct VidrdDaemonCommand: ParsableCommand {
             metadata: [
                 "path": "\(modelDir)", "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(t0)))",
                 "plugins": "\(pluginsPath ?? "built-in")",
+                "kernels": "\(ComputeKernels.active.isa.rawValue)",
                 "default_guidance": "\(engine.defaultGuidance(conf.sessionDefaults))",
             ])
         let daemon: Daemon

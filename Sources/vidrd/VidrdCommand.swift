@@ -14,6 +14,8 @@ struct VidrdCommand: ParsableCommand {
     /// here, before parsing, rather than in each subcommand's run().
     static func main() {
         ProcessTuning.configureAllocator()
+        // A VIDRD_ISA the CPU cannot honour is a usage error, before anything runs.
+        if let problem = ComputeKernels.active.problem { exit(withError: ValidationError(problem)) }
         main(nil)
     }
 }

@@ -4,6 +4,7 @@ import Testing
 import VidrdDaemon
 import VidrdMedia
 import VidrdProtocol
+import VidrdRuntime
 
 /// Step-level scheduling and continuous batching through a real daemon and real sockets.
 extension DaemonSuite {
@@ -64,16 +65,30 @@ extension DaemonSuite {
             }
         }
 
-        @Test("with max_batch, compatible steps of several sessions share U-Net calls and every stream completes")
-        func batchingSharesCalls() async throws {
+        @Test("with max_batch, steps of several sessions share U-Net calls and every session sends the frames it sends alone")
+        func batchingSharesCallsAndChangesNoFrame() async throws {
             // A generous wait so that the three sessions' steps meet on a loaded 2-core machine.
             let d = try TestDaemon { $0.maxBatch = 8; $0.batchWaitMs = 200 }
             defer { d.stop() }
+            // One after another nothing can be batched: each session's own, unbatched frames.
+            let alone = try await Self.stream(d, Self.requests(), clips: 2, together: false)
+            #expect(d.daemon.stepStatistics.largestBatch == 1)
             let frames = try await Self.stream(d, Self.requests(), clips: 2, together: true)
             let stats = d.daemon.stepStatistics
             #expect(frames.map(\.count) == [8, 8, 8])
             #expect(stats.largestBatch >= 2 && stats.unetSteps > stats.unetCalls, "steps were batched: \(stats)")
             for f in frames.joined() { #expect((try? WebP.decode(f))?.width == 8) }
+            // The runtime's GEMM gives a row the same bits wherever it sits in a call
+            // (Sources/CVidrdKernels), so batching must not change a byte. The OpenBLAS fallback
+            // (VIDRD_ISA=generic, or a CPU without AVX2) makes no such promise.
+            guard ComputeKernels.active.isa != .generic else { return }
+            for (i, (a, t)) in zip(alone, frames).enumerated() {
+                #expect(a.count == t.count)
+                for (k, (x, y)) in zip(a, t).enumerated() where x != y {
+                    Issue.record("session \(i) frame \(k) differs between alone and batched")
+                    break
+                }
+            }
         }
 
         @Test("a light stream keeps getting clips while a heavy neighbour's single clip runs")

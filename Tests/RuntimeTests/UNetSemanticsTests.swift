@@ -26,8 +26,8 @@ import Testing
     }
 
     /// Identical entries (classifier-free guidance) share the computation before the first
-    /// cross-attention; each entry must still equal its own batch-1 forward (to float rounding:
-    /// the GEMMs of a batch-2 call have other row counts, see `batchedSessionsMatchTheirOwnCalls`).
+    /// cross-attention; each entry must still equal its own batch-1 forward, bit for bit with the
+    /// runtime's GEMM (to float rounding under OpenBLAS, see `batchedSessionsMatchTheirOwnCalls`).
     @Test func sharedPrefixEqualsSeparateForwards() throws {
         let f = try Fixture("tiny-nonsquare")
         let unet = try UNet3DConditionModel(directory: f.component("unet"))
@@ -45,17 +45,17 @@ import Testing
             let single = try unet(first, timesteps: [300], conditioning: unet.conditioning(encoderHiddenStates: text), workspace: &ws)
             let part = Tensor(shape: single.shape, scalars: Array(both.scalars[(e * single.count)..<((e + 1) * single.count)]))
             #expect(part.maxAbsDifference(single) < 1e-5)
+            if ComputeKernels.active.isa != .generic { #expect(part == single) }
         }
     }
 
     /// Continuous batching: the guided steps of three sessions (own latents, text, timesteps; one
-    /// with per-frame timesteps) in one U-Net call give each session its own call's prediction to
-    /// float rounding, and a call with preemption points gives exactly the call without.
+    /// with per-frame timesteps) in one U-Net call give each session exactly its own call's
+    /// prediction, and a call with preemption points gives exactly the call without.
     ///
-    /// Not bit for bit: OpenBLAS's sgemm rounds a row differently depending on its position in the
-    /// call (measured on this machine's kernels: rows shifted by a multiple of 24 within full
-    /// panels agree, other shifts and partial panels do not), and a batched call puts a session's
-    /// rows elsewhere. So the daemon batches only when asked (`max_batch`, docs/DAEMON.md).
+    /// Bit for bit because the runtime's GEMM computes a row the same way wherever it sits in a
+    /// call (Sources/CVidrdKernels). Under the OpenBLAS fallback (VIDRD_ISA=generic) only to
+    /// float rounding: its sgemm rounds a row differently depending on its position in the call.
     @Test(arguments: ["tiny-lpb2", "tiny-nonsquare"])
     func batchedSessionsMatchTheirOwnCalls(_ config: String) throws {
         let f = try Fixture(config)
@@ -80,12 +80,15 @@ import Testing
         let alone = try entries.map { try unet($0.input, timesteps: $0.timesteps, conditioning: $0.conditioning, workspace: &ws) }
         let batched = try BatchedNoisePrediction.run(entries, unet: .diffusers(unet), workspace: &ws)
         #expect(batched.count == 3)
+        let exact = ComputeKernels.active.isa != .generic
         for (a, b) in zip(alone, batched) {
             #expect(a.shape == b.shape)
+            if exact { #expect(a == b, "max difference \(a.maxAbsDifference(b))") }
             #expect(a.maxAbsDifference(b) < 1e-5, "max difference \(a.maxAbsDifference(b))")
         }
-        // Other sessions' entries matter only through rounding: swapping them changes nothing else.
+        // Other sessions' entries do not matter: swapping them changes nothing.
         let swapped = try BatchedNoisePrediction.run([entries[2], entries[1], entries[0]], unet: .diffusers(unet), workspace: &ws)
+        if exact { #expect(swapped[2] == alone[0] && swapped[0] == alone[2] && swapped[1] == alone[1]) }
         #expect(swapped[2].maxAbsDifference(alone[0]) < 1e-5 && swapped[0].maxAbsDifference(alone[2]) < 1e-5)
         // Preemption points: the callback runs between layers and leaves the call's result alone,
         // even when it runs another forward on its own workspace there.

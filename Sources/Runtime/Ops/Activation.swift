@@ -1,3 +1,4 @@
+import CVidrdKernels
 #if canImport(Glibc)
 import Glibc
 #else
@@ -34,8 +35,8 @@ public enum Activation: String, Sendable {
     func apply(_ p: UnsafeMutablePointer<Float>, count: Int) {
         parallelChunks(count, minimumChunk: 16384) { range in
             switch self {
-            case .silu: mapInPlace(p + range.lowerBound, count: range.count, vsilu)
-            case .gelu: mapInPlace(p + range.lowerBound, count: range.count, vgelu)
+            case .silu: vidrd_silu(ComputeKernels.active.elementwiseISA, p + range.lowerBound, range.count)
+            case .gelu: vidrd_gelu(ComputeKernels.active.elementwiseISA, p + range.lowerBound, range.count)
             default: for i in range { p[i] = apply(p[i]) }
             }
         }

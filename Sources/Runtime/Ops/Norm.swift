@@ -1,3 +1,4 @@
+import CVidrdKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -115,29 +116,12 @@ public struct GroupNorm: Sendable {
         scale.withUnsafeBufferPointer { scb in
           beta.withUnsafeBufferPointer { btb in
             means.withUnsafeBufferPointer { shb in
-                let sc = scb.baseAddress!, sh = shb.baseAddress!, bt = UnsafeRawPointer(btb.baseAddress!)
+                let sc = scb.baseAddress!, sh = shb.baseAddress!, bt = btb.baseAddress!
+                let isa = ComputeKernels.active.elementwiseISA
                 parallelChunks(samples * positions, minimumChunk: 64) { range in
                     for r in range {
                         let sIdx = r / positions
-                        let row = src + r * c, out = dst + r * c
-                        let a = sc + sIdx * c, b = sh + sIdx * c
-                        var j = 0
-                        while j + 8 <= c {
-                            let x = UnsafeRawPointer(row).loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
-                            let av = UnsafeRawPointer(a).loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
-                            let mv = UnsafeRawPointer(b).loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
-                            let bv = bt.loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
-                            var y = (x - mv) * av + bv
-                            if fuseSiLU { y = vsilu(y) }
-                            UnsafeMutableRawPointer(out).storeBytes(of: y, toByteOffset: j * 4, as: FloatV.self)
-                            j += 8
-                        }
-                        while j < c {
-                            var y = (row[j] - b[j]) * a[j] + beta[j]
-                            if fuseSiLU { y = silu(y) }
-                            out[j] = y
-                            j += 1
-                        }
+                        vidrd_affine_row(isa, src + r * c, sc + sIdx * c, sh + sIdx * c, bt, dst + r * c, c, fuseSiLU ? 1 : 0)
                     }
                 }
             }

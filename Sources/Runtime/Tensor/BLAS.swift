@@ -1,10 +1,15 @@
 import CBLAS
+import CVidrdKernels
 
 /// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C.
 ///
-/// OpenBLAS runs single-threaded here and large products are split by rows across the same
-/// worker pool as every other op. Two thread pools (OpenBLAS's spinning workers and ours)
-/// would otherwise fight over the cores between calls.
+/// Runs the runtime's own kernel for the CPU (`ComputeKernels.active`), whose every element is
+/// one fused multiply-add chain in increasing k (Sources/CVidrdKernels/include/vidrd_kernels.h):
+/// a row's result does not depend on which other rows share the call, which is what lets the
+/// daemon batch sessions without changing a frame. On CPUs without AVX2 + FMA, OpenBLAS.
+///
+/// Both run single-threaded per call; large products are split by rows across the same
+/// compute threads as every other op, so two thread pools never fight over the cores.
 @inline(__always)
 func sgemm(
     transA: Bool = false, transB: Bool = false,
@@ -15,7 +20,6 @@ func sgemm(
     beta: Float = 0,
     c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
-    BLASThreading.configureOnce
     let work = m * n * k
     let workers = ComputeThreads.count
     if workers > 1 && work >= 1 << 21 && m >= 2 * workers {
@@ -26,20 +30,31 @@ func sgemm(
                 let rows = Swift.min(rowsPer, m - r0)
                 guard rows > 0 else { continue }
                 let aStart = transA ? a + r0 : a + r0 * lda
-                cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                            Int32(rows), Int32(n), Int32(k), alpha, aStart, Int32(lda), b, Int32(ldb),
-                            beta, c + r0 * ldc, Int32(ldc))
+                singleThreadGEMM(transA: transA, transB: transB, m: rows, n: n, k: k, alpha: alpha,
+                                 a: aStart, lda: lda, b: b, ldb: ldb, beta: beta, c: c + r0 * ldc, ldc: ldc)
             }
         }
         return
     }
+    singleThreadGEMM(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                     a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+}
+
+@inline(__always)
+private func singleThreadGEMM(
+    transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    if let isa = ComputeKernels.active.kernelISA,
+       vidrd_sgemm(isa, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0 {
+        return
+    }
+    // No kernel of ours for this CPU, or no scratch memory for one: the portable library.
+    BLASThreading.configureOnce
     cblas_sgemm(
-        CblasRowMajor,
-        transA ? CblasTrans : CblasNoTrans,
-        transB ? CblasTrans : CblasNoTrans,
-        Int32(m), Int32(n), Int32(k),
-        alpha, a, Int32(lda), b, Int32(ldb),
-        beta, c, Int32(ldc))
+        CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
 enum BLASThreading {

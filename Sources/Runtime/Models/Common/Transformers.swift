@@ -1,3 +1,4 @@
+import CVidrdKernels
 /// diffusers `Attention` weights under `prefix` (`to_q`, `to_k`, `to_v`, `to_out.0`).
 func loadAttention(_ w: WeightLoader, _ prefix: String, queryDim: Int, contextDim: Int? = nil,
                    heads: Int, headDim: Int) throws -> AttentionLayer {
@@ -31,19 +32,9 @@ struct GEGLUFeedForward: Sendable {
             proj.apply(rows: rows, input: x, output: hp)
             // Gate in place: row r's first half becomes value * gelu(gate); the GEMM below reads it
             // with a row stride of 2*inner, so no compaction copy is needed.
+            let isa = ComputeKernels.active.elementwiseISA
             parallelChunks(rows, minimumChunk: 16) { r in
-                for i in r {
-                    let row = hp + i * inner * 2
-                    var j = 0
-                    let raw = UnsafeMutableRawPointer(row)
-                    while j + 8 <= inner {
-                        let v = raw.loadUnaligned(fromByteOffset: j * 4, as: FloatV.self)
-                        let g = raw.loadUnaligned(fromByteOffset: (inner + j) * 4, as: FloatV.self)
-                        raw.storeBytes(of: v * vgelu(g), toByteOffset: j * 4, as: FloatV.self)
-                        j += 8
-                    }
-                    while j < inner { row[j] = row[j] * Activation.gelu.apply(row[inner + j]); j += 1 }
-                }
+                for i in r { vidrd_gelu_gate(isa, hp + i * inner * 2, inner) }
             }
             out.apply(rows: rows, input: hp, inputStride: inner * 2, output: residual, accumulate: true)
         }

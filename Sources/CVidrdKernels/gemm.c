@@ -1,0 +1,225 @@
+/* The GEMM driver: cache blocking and packing around an ISA's micro-kernel (the BLIS loop
+ * order: columns of B, then k, then rows of A, then tiles), and the scalar reference. */
+#include "vidrd_kernels.h"
+#include "gemm_internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGNMENT 64
+
+/* ---- Per-thread packing scratch ------------------------------------------------------------
+ * Packed panels are rebuilt on every call; keeping one growing buffer per thread avoids a
+ * page-faulting allocation per call (glibc maps large blocks fresh) without sharing anything
+ * between threads. The key's destructor frees a thread's buffer when the thread ends. */
+
+typedef struct {
+    float *data;
+    size_t capacity; /* floats */
+} scratch_buffer;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ready = 0;
+
+static void scratch_release(void *value) {
+    scratch_buffer *s = value;
+    if (s) {
+        free(s->data);
+        free(s);
+    }
+}
+
+static void scratch_make_key(void) {
+    scratch_key_ready = pthread_key_create(&scratch_key, scratch_release) == 0;
+}
+
+static float *scratch_floats(size_t count) {
+    pthread_once(&scratch_once, scratch_make_key);
+    if (!scratch_key_ready) return NULL;
+    scratch_buffer *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s || pthread_setspecific(scratch_key, s) != 0) {
+            free(s);
+            return NULL;
+        }
+    }
+    if (s->capacity < count) {
+        void *p = NULL;
+        size_t bytes = (count * sizeof(float) + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
+        if (posix_memalign(&p, ALIGNMENT, bytes) != 0) return NULL;
+        free(s->data);
+        s->data = p;
+        s->capacity = bytes / sizeof(float);
+    }
+    return s->data;
+}
+
+/* ---- Packing ------------------------------------------------------------------------------ */
+
+static inline long round_up(long x, long to) { return (x + to - 1) / to * to; }
+
+/* Rows i0..i0+rows of op(A), k range p0..p0+kc, into panels of mr rows, k-major; rows past the
+ * end are zero. */
+static void pack_a(const float *a, long lda, int trans, long i0, long rows, long p0, long kc,
+                   int mr, float *dst) {
+    for (long r = 0; r < rows; r += mr) {
+        long h = rows - r < mr ? rows - r : mr;
+        float *panel = dst + r * kc;
+        for (long ii = 0; ii < h; ii++) {
+            long i = i0 + r + ii;
+            if (!trans) {
+                const float *src = a + i * lda + p0;
+                for (long p = 0; p < kc; p++) panel[p * mr + ii] = src[p];
+            } else {
+                const float *src = a + p0 * lda + i;
+                for (long p = 0; p < kc; p++) panel[p * mr + ii] = src[p * lda];
+            }
+        }
+        for (long ii = h; ii < mr; ii++)
+            for (long p = 0; p < kc; p++) panel[p * mr + ii] = 0.0f;
+    }
+}
+
+/* Columns j0..j0+cols of op(B), k range p0..p0+kc, into panels of nr columns, k-major; columns
+ * past the end are zero. alpha is folded in here (B is packed anyway, A is often read in place),
+ * so the micro-kernels only ever multiply-add. */
+static void pack_b(const float *b, long ldb, int trans, long p0, long kc, long j0, long cols,
+                   int nr, float alpha, float *dst) {
+    for (long c = 0; c < cols; c += nr) {
+        long w = cols - c < nr ? cols - c : nr;
+        float *panel = dst + c * kc;
+        if (trans) {
+            /* B is stored as its transpose (weights [out][in]): read each column's row once. */
+            for (long jj = 0; jj < w; jj++) {
+                const float *src = b + (j0 + c + jj) * ldb + p0;
+                if (alpha == 1.0f)
+                    for (long p = 0; p < kc; p++) panel[p * nr + jj] = src[p];
+                else
+                    for (long p = 0; p < kc; p++) panel[p * nr + jj] = alpha * src[p];
+            }
+        } else {
+            for (long p = 0; p < kc; p++) {
+                const float *src = b + (p0 + p) * ldb + j0 + c;
+                if (alpha == 1.0f)
+                    memcpy(panel + p * nr, src, (size_t)w * sizeof(float));
+                else
+                    for (long jj = 0; jj < w; jj++) panel[p * nr + jj] = alpha * src[jj];
+            }
+        }
+        if (w < nr)
+            for (long p = 0; p < kc; p++)
+                for (long jj = w; jj < nr; jj++) panel[p * nr + jj] = 0.0f;
+    }
+}
+
+/* ---- Driver ------------------------------------------------------------------------------- */
+
+static void scale_c(long m, long n, float beta, float *c, long ldc) {
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : (beta == 1.0f ? c[i * ldc + j] : beta * c[i * ldc + j]);
+}
+
+static int gemm_blocked(const gemm_kernel_shape *s, int trans_a, int trans_b, long m, long n, long k,
+                        float alpha, const float *a, long lda, const float *b, long ldb, float beta,
+                        float *c, long ldc) {
+    if (m <= 0 || n <= 0) return 0;
+    if (k <= 0) {
+        scale_c(m, n, beta, c, ldc);
+        return 0;
+    }
+    const int mr = s->mr, nr = s->nr;
+    /* A row-major A is read in place: packing it would copy all of A once per block of columns,
+     * which costs as much as the multiply when n is small (64-128 channels). Only the last,
+     * partial tile of rows is packed, to pad it with zeros. */
+    const int a_in_place = !trans_a;
+    const long kc_max = k < s->kc ? k : s->kc;
+    const long nc_max = round_up(n < s->nc ? n : s->nc, nr);
+    const long mc_max = a_in_place ? mr : round_up(m < s->mc ? m : s->mc, mr);
+    const size_t b_size = (size_t)(kc_max * nc_max);
+    const size_t a_size = (size_t)(kc_max * mc_max);
+    const size_t tile = (size_t)(mr * nr);
+    float *scratch = scratch_floats(b_size + a_size + tile);
+    if (!scratch) return -1;
+    float *bp = scratch, *ap = scratch + b_size, *edge = ap + a_size;
+    const int first_start = beta == 0.0f ? GEMM_START_ZERO : (beta == 1.0f ? GEMM_START_C : GEMM_START_BETA);
+    const long m_full = m / mr * mr;
+
+    for (long jc = 0; jc < n; jc += s->nc) {
+        const long ncur = n - jc < s->nc ? n - jc : s->nc;
+        for (long pc = 0; pc < k; pc += s->kc) {
+            const long kcur = k - pc < s->kc ? k - pc : s->kc;
+            const int start = pc == 0 ? first_start : GEMM_START_C;
+            pack_b(b, ldb, trans_b, pc, kcur, jc, ncur, nr, alpha, bp);
+            for (long ic = 0; ic < m; ic += s->mc) {
+                const long mcur = m - ic < s->mc ? m - ic : s->mc;
+                if (!a_in_place)
+                    pack_a(a, lda, trans_a, ic, mcur, pc, kcur, mr, ap);
+                else if (ic + mcur > m_full)
+                    pack_a(a, lda, 0, m_full, m - m_full, pc, kcur, mr, ap);
+                for (long jr = 0; jr < ncur; jr += nr) {
+                    const long w = ncur - jr < nr ? ncur - jr : nr;
+                    const float *bpanel = bp + jr * kcur;
+                    for (long ir = 0; ir < mcur; ir += mr) {
+                        const long row = ic + ir;
+                        const long h = mcur - ir < mr ? mcur - ir : mr;
+                        float *ct = c + row * ldc + jc + jr;
+                        const float *apanel;
+                        long a_rs, a_ks;
+                        if (!a_in_place) {
+                            apanel = ap + ir * kcur, a_rs = 1, a_ks = mr;
+                        } else if (row < m_full) {
+                            apanel = a + row * lda + pc, a_rs = lda, a_ks = 1;
+                        } else {
+                            apanel = ap, a_rs = 1, a_ks = mr;
+                        }
+                        if (h == mr && w == nr) {
+                            s->kernel(kcur, apanel, a_rs, a_ks, bpanel, ct, ldc, start, beta);
+                            continue;
+                        }
+                        /* A partial tile runs the same full-size kernel on a copy: the padded
+                         * rows and columns are zeros and never reach C. */
+                        if (start != GEMM_START_ZERO)
+                            for (long ii = 0; ii < h; ii++) memcpy(edge + ii * nr, ct + ii * ldc, (size_t)w * sizeof(float));
+                        s->kernel(kcur, apanel, a_rs, a_ks, bpanel, edge, nr, start, beta);
+                        for (long ii = 0; ii < h; ii++) memcpy(ct + ii * ldc, edge + ii * nr, (size_t)w * sizeof(float));
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+int vidrd_sgemm(vidrd_isa isa, int trans_a, int trans_b, long m, long n, long k, float alpha,
+                const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
+#if defined(__x86_64__)
+    if (isa > vidrd_isa_supported()) return -1;
+    if (isa == VIDRD_ISA_AVX512)
+        return gemm_blocked(&vidrd_gemm_avx512, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (isa == VIDRD_ISA_AVX2)
+        return gemm_blocked(&vidrd_gemm_avx2, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+    (void)isa; (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha;
+    (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
+    return -1;
+}
+
+void vidrd_sgemm_reference(int trans_a, int trans_b, long m, long n, long k, float alpha,
+                           const float *a, long lda, const float *b, long ldb, float beta,
+                           float *c, long ldc) {
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) {
+            float acc = beta == 0.0f ? 0.0f : (beta == 1.0f ? c[i * ldc + j] : beta * c[i * ldc + j]);
+            for (long p = 0; p < k; p++) {
+                float av = trans_a ? a[p * lda + i] : a[i * lda + p];
+                float bv = trans_b ? b[j * ldb + p] : b[p * ldb + j];
+                if (alpha != 1.0f) bv = alpha * bv;
+                acc = fmaf(av, bv, acc);
+            }
+            c[i * ldc + j] = acc;
+        }
+}

@@ -1,0 +1,30 @@
+/* Internal to the GEMM: the micro-kernel contract shared by the driver and the ISA files. */
+#ifndef VIDRD_GEMM_INTERNAL_H
+#define VIDRD_GEMM_INTERNAL_H
+
+/* How a micro-kernel starts each element's fused multiply-add chain. */
+enum {
+    GEMM_START_ZERO = 0, /* from 0; C is not read */
+    GEMM_START_C = 1,    /* from C (beta == 1, or a later block of k) */
+    GEMM_START_BETA = 2, /* from fl(beta * C) */
+};
+
+/* Computes one MR x NR tile of C from kc steps of A and of packed B (kc x NR, k-major), with
+ * one FMA per element and step, in increasing k. Row r of A at step p is a[r * a_rs + p * a_ks]:
+ * packed panels (a_rs = 1, a_ks = MR) and rows of a row-major A read in place (a_rs = lda,
+ * a_ks = 1) are the same kernel. */
+typedef void (*gemm_micro_kernel)(long kc, const float *a, long a_rs, long a_ks, const float *b,
+                                  float *c, long ldc, int start, float beta);
+
+typedef struct {
+    int mr, nr;       /* tile of C one micro-kernel call computes */
+    long kc, mc, nc;  /* cache blocking: k per packed block, rows of A and columns of B per block */
+    gemm_micro_kernel kernel;
+} gemm_kernel_shape;
+
+#if defined(__x86_64__)
+extern const gemm_kernel_shape vidrd_gemm_avx2;
+extern const gemm_kernel_shape vidrd_gemm_avx512;
+#endif
+
+#endif

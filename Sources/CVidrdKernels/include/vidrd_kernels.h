@@ -1,0 +1,75 @@
+/*
+ * vidrd_kernels.h — the runtime's own compute kernels, chosen per CPU at run time.
+ *
+ * Every kernel is compiled for the x86-64 baseline; the AVX2 and AVX-512 bodies carry
+ * per-function target attributes and are only called after CPUID said the CPU has them, so
+ * the library needs no build flag and runs on any x86-64 (and builds, with the portable paths
+ * only, anywhere else).
+ *
+ * GEMM definition (all ISAs): for every element,
+ *
+ *     C[i][j] = fma(A[i][k-1], b'(k-1,j), ... fma(A[i][1], b'(1,j), fma(A[i][0], b'(0,j), c0)))
+ *
+ * with b'(p,j) = fl(alpha * B[p][j]) (B itself when alpha == 1), and c0 = 0 when beta == 0
+ * (C is not read), C[i][j] when beta == 1, fl(beta * C[i][j]) otherwise. One fused
+ * multiply-add per k, in increasing k, for every element: the result of an element depends on
+ * its row of A, its column of B and nothing else — not on m, n, its position in the call, the
+ * blocking or the ISA. That is what lets the daemon batch sessions into one call and still
+ * produce every session's frames bit for bit, and what the tests check against the scalar
+ * reference below.
+ */
+#ifndef VIDRD_KERNELS_H
+#define VIDRD_KERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Instruction sets a kernel can be built for, in increasing order. */
+typedef enum {
+    VIDRD_ISA_GENERIC = 0, /* no kernel of ours: callers use their portable fallback */
+    VIDRD_ISA_AVX2 = 1,    /* AVX2 + FMA (x86-64, Haswell and later) */
+    VIDRD_ISA_AVX512 = 2,  /* AVX-512 F (x86-64) */
+} vidrd_isa;
+
+/* The best ISA this CPU runs (CPUID, and the OS saving the vector registers). */
+vidrd_isa vidrd_isa_supported(void);
+
+/* 1 when this library was compiled with optimisation (the intrinsics kernels are only fast then). */
+int vidrd_kernels_optimized(void);
+
+/* Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C, as defined above.
+ * `isa` must be AVX2 or AVX512 and at most vidrd_isa_supported(); returns 0 on success,
+ * -1 (nothing written) for an ISA this build or CPU lacks, or when scratch memory cannot be had. */
+int vidrd_sgemm(vidrd_isa isa, int trans_a, int trans_b,
+                long m, long n, long k, float alpha,
+                const float *a, long lda, const float *b, long ldb,
+                float beta, float *c, long ldc);
+
+/* The definition above, one element at a time (fmaf): the tests' reference. */
+void vidrd_sgemm_reference(int trans_a, int trans_b,
+                           long m, long n, long k, float alpha,
+                           const float *a, long lda, const float *b, long ldb,
+                           float beta, float *c, long ldc);
+
+/* Element-wise kernels (elementwise.c); `isa` as above, GENERIC = portable C. The same input
+ * gives the same bits on every ISA. */
+
+/* row[j] = exp(row[j] - max(row)); returns the sum of the new row (unnormalised softmax). */
+float vidrd_exp_shifted_row(vidrd_isa isa, float *row, long n);
+/* p[i] = silu(p[i]) / gelu(p[i]) (erf form), in place. */
+void vidrd_silu(vidrd_isa isa, float *p, long n);
+void vidrd_gelu(vidrd_isa isa, float *p, long n);
+/* GEGLU's gate: row[j] = row[j] * gelu(row[inner + j]) for j < inner. */
+void vidrd_gelu_gate(vidrd_isa isa, float *row, long inner);
+/* A norm's last step: out[j] = (x[j] - mean[j]) * scale[j] + beta[j], then SiLU when silu != 0. */
+void vidrd_affine_row(vidrd_isa isa, const float *x, const float *scale, const float *mean,
+                      const float *beta, float *out, long c, int silu);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
