@@ -22,6 +22,8 @@ final class ServerStateMachine {
     /// stream engine support).
     let limits: ServerLimits
     let strategyList: StrategyList
+    /// Counters and histograms of what happened (thread-safe; recording is not I/O).
+    let metrics: DaemonMetrics
 
     private(set) var connections: [ConnectionID: Connection] = [:]
     var readyConnections = 0
@@ -49,8 +51,9 @@ final class ServerStateMachine {
     /// Suggested wait before a client retries a connection the server refused for capacity.
     static let retryAfterMs: UInt32 = 1000
 
-    init(configuration: DaemonConfiguration, engine: GenerationEngine, logger: Logger, now: UInt64) {
+    init(configuration: DaemonConfiguration, engine: GenerationEngine, logger: Logger, now: UInt64, metrics: DaemonMetrics = DaemonMetrics()) {
         self.configuration = configuration
+        self.metrics = metrics
         self.engine = engine
         self.logger = logger
         limits = Self.limits(configuration, engine)
@@ -137,10 +140,12 @@ final class ServerStateMachine {
                 ? (.resourceExhausted, "the server has \(live) connections open, handshaking or ready; its limit is \(handshakeCap)") : nil
         let conn = Connection(id: id, peer: peer, maxPayload: Int(limits.maxPayload), nowMs: nowMs)
         connections[id] = conn
+        metrics.connectionsAccepted.increment()
         logger.debug("connection accepted", metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)"])
         write(conn, ConnectionPreface.bytes)
         if let (code, message) = refusal {
             logger.warning("connection refused", metadata: ["conn": "\(conn.id)", "reason": "\(message)"])
+            metrics.rejected(code, at: .connection)
             fail(conn, code, message, retryAfterMs: Self.retryAfterMs)
             return
         }
