@@ -33,8 +33,8 @@ enum ProbePeer {
         throw VidrdError(.connectionClosed, .deadlineExceeded, "the probe port did not close within \(timeout) s")
     }
 
-    static func get(port: UInt16, _ path: String, method: String = "GET") throws -> Response {
-        let raw = try exchange(port: port, "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: vidrd-tests\r\n\r\n")
+    static func get(port: UInt16, _ path: String, method: String = "GET", version: String = "1.1") throws -> Response {
+        let raw = try exchange(port: port, "\(method) \(path) HTTP/\(version)\r\nHost: 127.0.0.1\r\nUser-Agent: vidrd-tests\r\nConnection: close\r\n\r\n")
         return try parse(raw)
     }
 
@@ -48,7 +48,21 @@ enum ProbePeer {
             guard let colon = line.firstIndex(of: ":") else { continue }
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
-        return Response(status: status, headers: headers, body: String(raw[split.upperBound...]))
+        var body = String(raw[split.upperBound...])
+        if headers["transfer-encoding"] == "chunked" { body = dechunk(body) }
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    /// A chunked body's data (HAProxy's stats page answers chunked even to HTTP/1.0).
+    static func dechunk(_ body: String) -> String {
+        var rest = Substring(body)
+        var out = ""
+        while let lineEnd = rest.range(of: "\r\n"), let size = Int(rest[..<lineEnd.lowerBound].prefix { $0 != ";" }, radix: 16), size > 0 {
+            let data = rest[lineEnd.upperBound...].utf8.prefix(size)
+            out += String(decoding: data, as: UTF8.self)
+            rest = Substring(String(decoding: rest[lineEnd.upperBound...].utf8.dropFirst(size + 2), as: UTF8.self))
+        }
+        return out
     }
 
     /// HAProxy's agent-check exchange with `agent-send "agent\n"`.
