@@ -27,6 +27,10 @@ public struct DaemonConfiguration: Sendable {
     /// default because two daemons on one host would otherwise collide on it, and an address
     /// an operator did not ask for should not be opened.
     public var metricsListen: ListenAddress? = nil
+    /// Every connection starts with a PROXY protocol v2 header from the load balancer in front
+    /// (HAProxy `send-proxy-v2`), which names the client; one without it fails at once. Off by
+    /// default: only a daemon reachable solely through the balancer may trust the header.
+    public var proxyProtocol = false
     /// Probe connections open at once; more are closed at accept.
     public var metricsMaxConnections = 16
     /// A probe connection's request must be complete, and its answer read, within this time.
@@ -119,6 +123,7 @@ public struct DaemonConfiguration: Sendable {
         ("listen", "HOST:PORT to listen on (default 127.0.0.1:7878)"),
         ("metrics_listen", "HOST:PORT (or PORT, on 127.0.0.1) of /metrics, /ready, /live and the HAProxy agent; off = none (default off)"),
         ("metrics_max_connections", "probe connections at once (default 16)"),
+        ("proxy_protocol", "true: every connection starts with a PROXY protocol v2 header (HAProxy send-proxy-v2) naming the client (default false)"),
         ("metrics_timeout_ms", "a probe request must arrive and its answer be read within this time (default 5000)"),
         ("workers", "compute threads (default 1)"),
         ("max_batch", "steps of different sessions per U-Net call; 1 = no batching (default 1)"),
@@ -202,6 +207,7 @@ public struct DaemonConfiguration: Sendable {
                 metricsListen = a
             }
         case "metrics_max_connections": metricsMaxConnections = try int(1...1024)
+        case "proxy_protocol": proxyProtocol = try bool()
         case "metrics_timeout_ms": metricsTimeoutMs = try int(10...600_000)
         case "workers": workers = try int(1...64)
         case "max_batch": maxBatch = try int(1...256)

@@ -28,7 +28,7 @@ enum HAProxy {
     /// the servers replaced by `nodes` (their probe ports as check and agent ports), and the
     /// check intervals shortened from seconds to 200 ms. Everything else (leastconn, the HTTP
     /// liveness check, the agent, shutdown-sessions, timeouts, retries) is the file's own.
-    static func configuration(frontendPort: UInt16, statsPort: UInt16, nodes: [Node]) throws -> String {
+    static func configuration(frontendPort: UInt16, statsPort: UInt16, nodes: [Node], serverOptions: String = "") throws -> String {
         let text = try String(contentsOf: shippedConfig, encoding: .utf8)
         var out: [String] = []
         var section = ""
@@ -51,7 +51,9 @@ enum HAProxy {
                 // to the servers that follow it.
                 if !serversWritten {
                     serversWritten = true
-                    for n in nodes { out.append("    server \(n.name) 127.0.0.1:\(n.port) port \(n.probePort) agent-port \(n.probePort)") }
+                    for n in nodes {
+                        out.append("    server \(n.name) 127.0.0.1:\(n.port) port \(n.probePort) agent-port \(n.probePort) \(serverOptions)")
+                    }
                 }
                 continue
             }
