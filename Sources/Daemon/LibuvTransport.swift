@@ -206,6 +206,15 @@ final class LibuvTransport: @unchecked Sendable {
             logger.info("probe listening", metadata: ["address": "\(address.host):\(probe.boundPort)", "paths": "/metrics,/ready,/live,agent"])
         }
         if handleSignals {
+            // A parent may start us with these blocked (the mask is inherited across exec; Foundation's
+            // Process does it from threads that block most signals): then SIGTERM would stay pending
+            // and a `systemctl stop` or a supervisor would wait for its SIGKILL instead of a drain.
+            // Unblocked on this thread, the loop thread, so that the kernel delivers them here.
+            var drainSignals = sigset_t()
+            sigemptyset(&drainSignals)
+            sigaddset(&drainSignals, SIGINT)
+            sigaddset(&drainSignals, SIGTERM)
+            pthread_sigmask(SIG_UNBLOCK, &drainSignals, nil)
             for sig in [SIGINT, SIGTERM] {
                 let h = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
                 h.initialize(to: uv_signal_t())

@@ -1,5 +1,9 @@
 import Foundation
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import VidrdProtocol
 
 @testable import VidrdDaemon
@@ -223,6 +227,52 @@ extension DaemonSuite {
             #expect(throws: VidrdError.self, "the probe port closes with the daemon") {
                 _ = try Socket.connect(host: "127.0.0.1", port: port, timeout: 2)
             }
+        }
+
+        @Test("vidrd-daemon under SIGTERM: /ready 503 and agent `drain` while its clip runs, then exit 0 (systemctl stop)")
+        func sigtermDrainsTheExecutable() async throws {
+            let binary = try #require(ClientBinary.locate("vidrd-daemon"), "vidrd-daemon is not built next to the tests")
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vidrd-sigterm-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let conf = dir.appendingPathComponent("vidrd.conf")
+            try "max_steps = 1000\ndrain_grace_ms = 60000\nlinger_ms = 200\n".write(to: conf, atomically: true, encoding: .utf8)
+            let portFile = dir.appendingPathComponent("port"), probeFile = dir.appendingPathComponent("probe")
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: binary)
+            // No ./plugins.conf there: the built-in strategies, as the in-process test daemons have.
+            p.currentDirectoryURL = dir
+            p.arguments = [
+                "--config", conf.path, "--model", Fixture.modelDirectory.path, "--listen", "127.0.0.1:0", "--port-file", portFile.path,
+                "--metrics-listen", "127.0.0.1:0", "--metrics-port-file", probeFile.path, "--log-level", "warning",
+            ]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            defer { if p.isRunning { p.interrupt(); p.interrupt() } }
+            func port(_ file: URL) -> UInt16? {
+                (try? String(contentsOf: file, encoding: .utf8)).flatMap { UInt16($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            }
+            #expect(await eventually(within: 30) { port(portFile) != nil && port(probeFile) != nil })
+            let (main, probe) = (try #require(port(portFile)), try #require(port(probeFile)))
+            #expect(try ProbePeer.get(port: probe, "/ready").status == 200)
+
+            let client = try await VidrdClient.connect(host: "127.0.0.1", port: main)
+            let long = try await client.openSession(Fixture.request("a long clip", seed: 8, steps: 1000), maxClips: 1)
+            var events = long.makeAsyncIterator()
+            while let e = try await events.next() {
+                if case .progress = e { break }
+            }
+            // Started from a test thread, the daemon inherits a mask that blocks SIGTERM: it must
+            // unblock it itself (LibuvTransport.run), or this signal would stay pending.
+            kill(p.processIdentifier, SIGTERM)
+            #expect(await eventually(within: 5) { try ProbePeer.get(port: probe, "/ready").status == 503 })
+            #expect(try ProbePeer.agent(port: probe) == "drain\n")
+            #expect(p.isRunning, "a clip in progress holds the drain")
+            long.cancel()
+            let deadline = Date().addingTimeInterval(20)
+            while p.isRunning, Date() < deadline { try await Task.sleep(nanoseconds: 50_000_000) }
+            #expect(!p.isRunning && p.terminationStatus == 0, "a clean drain exits 0")
         }
 
         @Test("Probe: request parsing and the agent's weight")
