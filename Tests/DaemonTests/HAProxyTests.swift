@@ -241,5 +241,49 @@ extension DaemonSuite {
             for c in after { await c.close() }
             await held[0].close()
         }
+
+        @Test("a hung node (SIGSTOP) fails its liveness check: HAProxy marks it DOWN and cuts its clients at once (shutdown-sessions); the other node serves")
+        func hungNodeIsCut() async throws {
+            let config = "max_steps = 1000\nlinger_ms = 200\n"
+            let processes = [try await DaemonProcess(config: config + "server_name = node1\n"), try await DaemonProcess(config: config + "server_name = node2\n")]
+            let nodes = processes.enumerated().map { i, p in HAProxy.Node(name: "node\(i + 1)", port: p.port, probePort: p.probePort) }
+            let frontend = try HAProxy.freePort()
+            let stats = try HAProxy.freePort()
+            let proxy = try HAProxyProcess(configuration: HAProxy.configuration(frontendPort: frontend, statsPort: stats, nodes: nodes))
+            defer { proxy.stop() }
+            let allUp = await eventually(within: 15) { try HAProxy.servers(statsPort: stats).values.filter { $0.status == "UP" }.count == 2 }
+            try #require(allUp, "both UP: \(HAProxy.describe(statsPort: stats)); haproxy said: \(proxy.output)")
+
+            let client = try await VidrdClient.connect(host: "127.0.0.1", port: frontend)
+            let hungName = client.serverInfo.serverName
+            let hung = try #require(processes[hungName == "node1" ? 0 : 1].process as Process?)
+            let long = try await client.openSession(Fixture.request("a long clip", seed: 8, steps: 1000), maxClips: 1)
+            var events = long.makeAsyncIterator()
+            while let e = try await events.next() {
+                if case .progress = e { break }
+            }
+            // Stopped, the process keeps its sockets: the kernel still accepts connections to it,
+            // nothing answers. Only the failing check (timeout, `fall 2`) can notice.
+            kill(hung.processIdentifier, SIGSTOP)
+            let stopped = Date()
+            var cut: Error?
+            do {
+                while try await events.next() != nil {}
+            } catch {
+                cut = error
+            }
+            let seconds = Date().timeIntervalSince(stopped)
+            #expect(cut != nil, "the stream ends with an error")
+            // timeout server is 75 s and the client's keepalive 15 s: only shutdown-sessions is this fast.
+            #expect(seconds < 10, "cut after \(seconds) s")
+            #expect(try HAProxy.servers(statsPort: stats)[hungName]?.status.hasPrefix("DOWN") == true, "\(HAProxy.describe(statsPort: stats))")
+            let next = try await VidrdClient.connect(host: "127.0.0.1", port: frontend)
+            #expect(next.serverInfo.serverName != hungName)
+            let session = try await next.openSession(Fixture.request(), maxClips: 1)
+            var frames = 0
+            for try await clip in session.clips() { frames += clip.frames.count }
+            #expect(frames == 4)
+            await next.close()
+        }
     }
 }

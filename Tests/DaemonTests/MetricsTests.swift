@@ -231,30 +231,8 @@ extension DaemonSuite {
 
         @Test("vidrd-daemon under SIGTERM: /ready 503 and agent `drain` while its clip runs, then exit 0 (systemctl stop)")
         func sigtermDrainsTheExecutable() async throws {
-            let binary = try #require(ClientBinary.locate("vidrd-daemon"), "vidrd-daemon is not built next to the tests")
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vidrd-sigterm-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: dir) }
-            let conf = dir.appendingPathComponent("vidrd.conf")
-            try "max_steps = 1000\ndrain_grace_ms = 60000\nlinger_ms = 200\n".write(to: conf, atomically: true, encoding: .utf8)
-            let portFile = dir.appendingPathComponent("port"), probeFile = dir.appendingPathComponent("probe")
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: binary)
-            // No ./plugins.conf there: the built-in strategies, as the in-process test daemons have.
-            p.currentDirectoryURL = dir
-            p.arguments = [
-                "--config", conf.path, "--model", Fixture.modelDirectory.path, "--listen", "127.0.0.1:0", "--port-file", portFile.path,
-                "--metrics-listen", "127.0.0.1:0", "--metrics-port-file", probeFile.path, "--log-level", "warning",
-            ]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            defer { if p.isRunning { p.interrupt(); p.interrupt() } }
-            func port(_ file: URL) -> UInt16? {
-                (try? String(contentsOf: file, encoding: .utf8)).flatMap { UInt16($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-            }
-            #expect(await eventually(within: 30) { port(portFile) != nil && port(probeFile) != nil })
-            let (main, probe) = (try #require(port(portFile)), try #require(port(probeFile)))
+            let node = try await DaemonProcess(config: "max_steps = 1000\ndrain_grace_ms = 60000\nlinger_ms = 200\n")
+            let (main, probe, p) = (node.port, node.probePort, node.process)
             #expect(try ProbePeer.get(port: probe, "/ready").status == 200)
 
             let client = try await VidrdClient.connect(host: "127.0.0.1", port: main)
@@ -317,5 +295,55 @@ extension DaemonSuite {
             #expect(status2 == 78, "\(stderr2)")
             #expect(stderr2.contains("\(file.path):2:") && stderr2.contains("metrics_listen"), "\(stderr2)")
         }
+    }
+}
+
+/// The built `vidrd-daemon` executable with the fixture model, on ephemeral ports (read back
+/// from --port-file and --metrics-port-file), in a folder of its own (no ./plugins.conf there:
+/// the built-in strategies, as the in-process test daemons have). Killed when released.
+final class DaemonProcess: @unchecked Sendable {
+    let process = Process()
+    let directory: URL
+    let port: UInt16
+    let probePort: UInt16
+
+    init(config: String) async throws {
+        let binary = try #require(ClientBinary.locate("vidrd-daemon"), "vidrd-daemon is not built next to the tests")
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("vidrd-process-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let conf = directory.appendingPathComponent("vidrd.conf")
+        try config.write(to: conf, atomically: true, encoding: .utf8)
+        let portFile = directory.appendingPathComponent("port"), probeFile = directory.appendingPathComponent("probe")
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.currentDirectoryURL = directory
+        process.arguments = [
+            "--config", conf.path, "--model", Fixture.modelDirectory.path, "--listen", "127.0.0.1:0", "--port-file", portFile.path,
+            "--metrics-listen", "127.0.0.1:0", "--metrics-port-file", probeFile.path, "--log-level", "warning",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        func read(_ file: URL) -> UInt16? {
+            (try? String(contentsOf: file, encoding: .utf8)).flatMap { UInt16($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while read(portFile) == nil || read(probeFile) == nil, process.isRunning, Date() < deadline {
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        guard let port = read(portFile), let probePort = read(probeFile) else {
+            kill(process.processIdentifier, SIGKILL)
+            throw VidrdError(.connectionFailed, .unavailable, "vidrd-daemon did not start listening within 30 s")
+        }
+        self.port = port
+        self.probePort = probePort
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGCONT)
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory)
     }
 }
