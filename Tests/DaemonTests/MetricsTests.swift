@@ -253,6 +253,31 @@ extension DaemonSuite {
             #expect(!p.isRunning && p.terminationStatus == 0, "a clean drain exits 0")
         }
 
+        @Test("handshake refusals are counted by code at stage connection; every config key is in DAEMON.md")
+        func handshakeRejectionsAndDocumentedKeys() throws {
+            let d = try TestDaemon {
+                $0.metricsListen = ListenAddress(host: "127.0.0.1", port: 0)
+                $0.token = Array("s3cret".utf8)
+            }
+            defer { d.stop() }
+            let port = try #require(d.daemon.metricsPort)
+            for _ in 0..<2 {
+                let peer = try RawPeer(port: d.port)
+                try peer.send(ConnectionPreface.bytes)
+                try peer.send(.hello(Hello(token: Array("guess".utf8), clientName: "wrong")))
+                #expect(try peer.readFatalError()?.code == .unauthenticated)
+            }
+            let m = try ProbePeer.metrics(port: port)
+            #expect(m["vidrd_rejections_total{code=\"UNAUTHENTICATED\",stage=\"connection\"}"] == 2)
+            #expect(m["vidrd_connections_accepted_total"] == 2)
+            #expect(m["vidrd_sessions_opened_total"] == 0)
+
+            let doc = try Repository.file("docs/DAEMON.md")
+            for key in DaemonConfiguration.keys.map(\.key) {
+                #expect(doc.contains("`\(key)`"), "docs/DAEMON.md documents `\(key)`")
+            }
+        }
+
         @Test("Probe: request parsing and the agent's weight")
         func probeParsing() {
             #expect(Probe.parse(Array("GET /metrics HTTP/1.1\r\nHost: x\r\n".utf8)) == .incomplete)
