@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.0.0"),
+        // The daemon's /metrics registry and exposition; only VidrdDaemon uses it (no library product does).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // System libraries, each wrapped by a module map and found through pkg-config.
@@ -53,6 +55,7 @@ let package = Package(
             dependencies: [
                 "VidrdProtocol", "VidrdRuntime", "VidrdPlugins", "VidrdMedia", "VidrdScheduling", "CUV",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Sources/Daemon"),
         .target(name: "VidrdClient", dependencies: ["VidrdProtocol"], path: "Sources/Client"),

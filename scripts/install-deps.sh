@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages vidrd links against (idempotent).
 #   bash scripts/install-deps.sh          # build dependencies
-#   bash scripts/install-deps.sh --test   # also chromium and ffmpeg, for the viewer and Y4M tests
+#   bash scripts/install-deps.sh --test   # also chromium, ffmpeg and haproxy, for the viewer, Y4M and HAProxy tests
 set -euo pipefail
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -21,4 +21,5 @@ install libuv1-dev libopenblas-dev libwebp-dev pkg-config
 # The test tools are optional: without them those tests are skipped (and say so), the rest run.
 if [ "${1:-}" = "--test" ]; then
   install chromium ffmpeg || echo "install-deps: cannot install chromium/ffmpeg; the browser and Y4M tests will be skipped" >&2
+  install haproxy || echo "install-deps: cannot install haproxy; the HAProxy tests will be skipped" >&2
 fi

@@ -22,6 +22,19 @@ public struct DaemonConfiguration: Sendable {
     }
 
     public var listen = ListenAddress()
+    /// The probe port: Prometheus `/metrics`, `/ready`, `/live` and HAProxy's agent-check
+    /// (docs/DAEMON.md, "Metrics and readiness"). nil, the default: no second port. Off by
+    /// default because two daemons on one host would otherwise collide on it, and an address
+    /// an operator did not ask for should not be opened.
+    public var metricsListen: ListenAddress? = nil
+    /// Every connection starts with a PROXY protocol v2 header from the load balancer in front
+    /// (HAProxy `send-proxy-v2`), which names the client; one without it fails at once. Off by
+    /// default: only a daemon reachable solely through the balancer may trust the header.
+    public var proxyProtocol = false
+    /// Probe connections open at once; more are closed at accept.
+    public var metricsMaxConnections = 16
+    /// A probe connection's request must be complete, and its answer read, within this time.
+    public var metricsTimeoutMs = 5_000
     /// Announced to clients and enforced (docs/PROTOCOL.md §6.6).
     public var limits = ServerLimits.defaults
     /// Connections that completed the handshake; more get RESOURCE_EXHAUSTED at HELLO. Stored in
@@ -108,6 +121,10 @@ public struct DaemonConfiguration: Sendable {
     /// Every key of the file format with its meaning, for `--help` and docs.
     public static let keys: [(key: String, help: String)] = [
         ("listen", "HOST:PORT to listen on (default 127.0.0.1:7878)"),
+        ("metrics_listen", "HOST:PORT (or PORT, on 127.0.0.1) of /metrics, /ready, /live and the HAProxy agent; off = none (default off)"),
+        ("metrics_max_connections", "probe connections at once (default 16)"),
+        ("proxy_protocol", "true: every connection starts with a PROXY protocol v2 header (HAProxy send-proxy-v2) naming the client (default false)"),
+        ("metrics_timeout_ms", "a probe request must arrive and its answer be read within this time (default 5000)"),
         ("workers", "compute threads (default 1)"),
         ("max_batch", "steps of different sessions per U-Net call; 1 = no batching (default 1)"),
         ("batch_wait_ms", "how long a U-Net call waits for compatible steps about to arrive (default 5)"),
@@ -179,6 +196,19 @@ public struct DaemonConfiguration: Sendable {
                 throw ConfigurationError(message: "`listen` must be HOST:PORT, got `\(value)`")
             }
             listen = a
+        case "metrics_listen":
+            if ["off", "none"].contains(value.lowercased()) {
+                metricsListen = nil
+            } else {
+                guard let a = ListenAddress(parsing: value), a.hasNumericHost else {
+                    throw ConfigurationError(
+                        message: "`metrics_listen` must be HOST:PORT or PORT with a numeric IPv4 or IPv6 host or localhost (or off), got `\(value)`")
+                }
+                metricsListen = a
+            }
+        case "metrics_max_connections": metricsMaxConnections = try int(1...1024)
+        case "proxy_protocol": proxyProtocol = try bool()
+        case "metrics_timeout_ms": metricsTimeoutMs = try int(10...600_000)
         case "workers": workers = try int(1...64)
         case "max_batch": maxBatch = try int(1...256)
         case "batch_wait_ms": batchWaitMs = try int(0...1000)

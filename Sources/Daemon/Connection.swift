@@ -14,6 +14,9 @@ final class Connection {
     var decoder: FrameDecoder
     var encoder = FrameEncoder(role: .server)
     var peer: String
+    /// `proxy_protocol`: the PROXY v2 header has not been read yet; its bytes collect here.
+    var awaitingProxyHeader = false
+    var proxyHeaderBytes: [UInt8] = []
     var clientName: String?
     let acceptedAtMs: UInt64
     /// When the last complete frame arrived (the idle timer).

@@ -25,6 +25,10 @@ public final class Daemon: @unchecked Sendable {
 
     /// The TCP port the daemon listens on.
     public var port: UInt16 { server.boundPort }
+    /// The probe port (`/metrics`, `/ready`, `/live`, HAProxy's agent), if `metricsListen` is set.
+    public var metricsPort: UInt16? { server.probePort }
+    /// The daemon's metrics, as `/metrics` serves them.
+    public var metrics: DaemonMetrics { server.metrics }
     /// The limits the daemon announces (the configuration's, adjusted to the model).
     public var limits: ServerLimits { server.limits }
     /// What the step executor has run: U-Net calls, how many sessions' steps they batched, preemptions.

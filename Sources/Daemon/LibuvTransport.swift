@@ -34,6 +34,12 @@ final class LibuvTransport: @unchecked Sendable {
     private(set) var boundPort: UInt16 = 0
     /// What the step executor ran (written by compute threads, read by anyone).
     let stepStatistics = Locked(StepStatistics())
+    /// Recorded by the state machine, the compute threads and at scrape time; served by `probe`.
+    let metrics = DaemonMetrics()
+    /// The probe port (`metrics_listen`), if configured.
+    private var probe: ProbeListener?
+    /// The probe port's bound port, if one is configured.
+    var probePort: UInt16? { probe?.boundPort }
 
     private var sockets: [ConnectionID: SocketHandle] = [:]
     private var nextConnectionId = 1
@@ -53,12 +59,14 @@ final class LibuvTransport: @unchecked Sendable {
         self.configuration = configuration
         self.engine = engine
         self.logger = logger
-        core = ServerStateMachine(configuration: configuration, engine: engine, logger: logger, now: MonotonicClock.nanoseconds)
+        core = ServerStateMachine(
+            configuration: configuration, engine: engine, logger: logger, now: MonotonicClock.nanoseconds, metrics: metrics)
         let settings = StepExecutor.Settings(
             workers: max(1, configuration.workers), maxBatch: configuration.maxBatch,
             batchWaitNanoseconds: UInt64(configuration.batchWaitMs) * 1_000_000, maxSessions: Int(core.limits.maxSessions))
         let statistics = stepStatistics
-        self.makeExecutor = makeExecutor ?? { StepExecutor(settings: settings, mailbox: $0, statistics: statistics) }
+        let metrics = metrics
+        self.makeExecutor = makeExecutor ?? { StepExecutor(settings: settings, mailbox: $0, statistics: statistics, metrics: metrics) }
 
         loop = .allocate(capacity: 1)
         listener = .allocate(capacity: 1)
@@ -80,6 +88,11 @@ final class LibuvTransport: @unchecked Sendable {
         listener.pointee.data = me
         do {
             try bind(configuration.listen)
+            if let address = configuration.metricsListen {
+                let settings = ProbeListener.Settings(
+                    address: address, maxConnections: configuration.metricsMaxConnections, timeoutMs: configuration.metricsTimeoutMs)
+                probe = try ProbeListener(loop: loop, settings: settings, logger: logger) { [unowned self] in self.probeAnswer($0) }
+            }
         } catch {
             uv_close(UnsafeMutablePointer<uv_handle_t>(OpaquePointer(listener)), nil)
             uv_run(loop, UV_RUN_DEFAULT)
@@ -117,6 +130,17 @@ final class LibuvTransport: @unchecked Sendable {
     fileprivate static func errorText(_ status: Int) -> String { String(cString: uv_strerror(Int32(status))) }
 
     private func bind(_ address: ListenAddress) throws {
+        boundPort = try Self.listen(listener, on: address, backlog: 128) { s, status in
+            guard let s, let data = s.pointee.data else { return }
+            Unmanaged<LibuvTransport>.fromOpaque(data).takeUnretainedValue().onConnection(status: status)
+        }
+    }
+
+    /// Binds an initialised TCP handle to `address`, listens, and returns the bound port (the
+    /// protocol port and the probe port both go through here).
+    static func listen(
+        _ handle: UnsafeMutablePointer<uv_tcp_t>, on address: ListenAddress, backlog: Int32, _ onConnection: uv_connection_cb
+    ) throws -> UInt16 {
         var storage = sockaddr_storage()
         let host = address.host == "localhost" ? "127.0.0.1" : address.host
         let ok = withUnsafeMutablePointer(to: &storage) { p -> Bool in
@@ -126,19 +150,15 @@ final class LibuvTransport: @unchecked Sendable {
         }
         guard ok else { throw DaemonError.badAddress("\(address): the host must be a numeric IPv4 or IPv6 address or localhost") }
         try withUnsafePointer(to: &storage) { p in
-            try Self.check(uv_tcp_bind(listener, UnsafeRawPointer(p).assumingMemoryBound(to: sockaddr.self), 0), "bind \(address)")
+            try Self.check(uv_tcp_bind(handle, UnsafeRawPointer(p).assumingMemoryBound(to: sockaddr.self), 0), "bind \(address)")
         }
-        try Self.check(
-            uv_listen(UnsafeMutablePointer<uv_stream_t>(OpaquePointer(listener)), 128) { s, status in
-                guard let s, let data = s.pointee.data else { return }
-                Unmanaged<LibuvTransport>.fromOpaque(data).takeUnretainedValue().onConnection(status: status)
-            }, "listen on \(address)")
+        try Self.check(uv_listen(UnsafeMutablePointer<uv_stream_t>(OpaquePointer(handle)), backlog, onConnection), "listen on \(address)")
         var name = sockaddr_storage()
         var len = Int32(MemoryLayout<sockaddr_storage>.size)
         withUnsafeMutablePointer(to: &name) { p in
-            _ = uv_tcp_getsockname(listener, UnsafeMutableRawPointer(p).assumingMemoryBound(to: sockaddr.self), &len)
+            _ = uv_tcp_getsockname(handle, UnsafeMutableRawPointer(p).assumingMemoryBound(to: sockaddr.self), &len)
         }
-        boundPort = Self.port(of: name)
+        return port(of: name)
     }
 
     private static func port(of s: sockaddr_storage) -> UInt16 {
@@ -181,7 +201,20 @@ final class LibuvTransport: @unchecked Sendable {
             guard let t, let data = t.pointee.data else { return }
             Unmanaged<LibuvTransport>.fromOpaque(data).takeUnretainedValue().feed(.tick)
         }, period, period)
+        if let probe, let address = configuration.metricsListen {
+            probe.start()
+            logger.info("probe listening", metadata: ["address": "\(address.host):\(probe.boundPort)", "paths": "/metrics,/ready,/live,agent"])
+        }
         if handleSignals {
+            // A parent may start us with these blocked (the mask is inherited across exec; Foundation's
+            // Process does it from threads that block most signals): then SIGTERM would stay pending
+            // and a `systemctl stop` or a supervisor would wait for its SIGKILL instead of a drain.
+            // Unblocked on this thread, the loop thread, so that the kernel delivers them here.
+            var drainSignals = sigset_t()
+            sigemptyset(&drainSignals)
+            sigaddset(&drainSignals, SIGINT)
+            sigaddset(&drainSignals, SIGTERM)
+            pthread_sigmask(SIG_UNBLOCK, &drainSignals, nil)
             for sig in [SIGINT, SIGTERM] {
                 let h = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
                 h.initialize(to: uv_signal_t())
@@ -266,6 +299,7 @@ final class LibuvTransport: @unchecked Sendable {
         executor?.stopAndJoin()
         _ = mailbox.drain()
         pendingShutdown.withLock { $0.alive = false }
+        probe?.close()
         uv_timer_stop(sweep)
         uv_close(UnsafeMutablePointer<uv_handle_t>(OpaquePointer(sweep)), nil)
         uv_close(UnsafeMutablePointer<uv_handle_t>(OpaquePointer(wakeup)), nil)
@@ -274,6 +308,16 @@ final class LibuvTransport: @unchecked Sendable {
             uv_close(UnsafeMutablePointer<uv_handle_t>(OpaquePointer(h))) { h in UnsafeMutableRawPointer(h)?.deallocate() }
         }
         signalHandles = []
+    }
+
+    /// Answers a probe request from the server's state now (loop thread, between two inputs).
+    private func probeAnswer(_ request: ProbeRequest) -> [UInt8] {
+        let status = ProbeStatus(draining: core.draining, sessions: core.sessions.count, maxSessions: Int(core.limits.maxSessions))
+        return Probe.response(to: request, status: status) { [self] in
+            metrics.sample(
+                connections: core.liveConnectionCount, sessions: core.sessions.count, queuedBytes: core.queuedBytesTotal, draining: core.draining)
+            return metrics.exposition()
+        }
     }
 
     // MARK: - Sockets

@@ -66,6 +66,11 @@ extension ServerStateMachine {
     }
 
     private func handshake(_ conn: Connection, _ envelope: Envelope) {
+        // Every refusal here is a rejected connection (counted by code) before it fails.
+        func fail(_ conn: Connection, _ code: StatusCode, _ message: String, stream: UInt32 = 0, retryAfterMs: UInt32? = nil) {
+            metrics.rejected(code, at: .connection)
+            self.fail(conn, code, message, stream: stream, retryAfterMs: retryAfterMs)
+        }
         guard case .hello(let hello) = envelope.message else {
             fail(conn, .failedPrecondition, "the first frame must be HELLO, got \(envelope.message.frameType.name)", stream: envelope.stream)
             return
@@ -123,6 +128,7 @@ extension ServerStateMachine {
         }
         conn.highestStream = id
         func reject(_ code: StatusCode, _ message: String) {
+            metrics.rejected(code, at: .session)
             logger.info("session rejected", metadata: ["conn": "\(conn.id)", "session": "\(id)", "code": "\(code.name)", "error": "\(message)"])
             send(conn, .error(ErrorMessage(code: code, message: clippedUTF8(message, maxBytes: ProtocolLimits.maxMessageTextBytes))), stream: id)
         }
@@ -144,6 +150,7 @@ extension ServerStateMachine {
         sessions[s.key] = s
         ring.append(s.key)
         conn.open[id] = s
+        metrics.sessionsOpened.increment()
         logger.info(
             "session opened",
             metadata: [
@@ -243,6 +250,7 @@ extension ServerStateMachine {
                     write(s.connection, bytes)
                     s.framesThisClip += 1
                     framesSent += 1
+                    metrics.framesServed.increment()
                 }
             case .finished(let key, let outcome):
                 guard let s = sessions[key] else { continue }
@@ -266,6 +274,8 @@ extension ServerStateMachine {
                         clipIndex: s.clipIndex, firstFrameNumber: s.nextFrameNumber, frameCount: UInt32(s.framesThisClip),
                         queueMicros: queue, denoiseMicros: denoise, decodeMicros: decode, encodeMicros: encode, totalMicros: total)),
                 stream: s.id)
+            metrics.clipsServed.increment()
+            metrics.clipSeconds.record(Double(total) / 1e6)
             logger.debug(
                 "clip done",
                 metadata: [

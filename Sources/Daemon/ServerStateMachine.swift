@@ -22,6 +22,8 @@ final class ServerStateMachine {
     /// stream engine support).
     let limits: ServerLimits
     let strategyList: StrategyList
+    /// Counters and histograms of what happened (thread-safe; recording is not I/O).
+    let metrics: DaemonMetrics
 
     private(set) var connections: [ConnectionID: Connection] = [:]
     var readyConnections = 0
@@ -49,8 +51,9 @@ final class ServerStateMachine {
     /// Suggested wait before a client retries a connection the server refused for capacity.
     static let retryAfterMs: UInt32 = 1000
 
-    init(configuration: DaemonConfiguration, engine: GenerationEngine, logger: Logger, now: UInt64) {
+    init(configuration: DaemonConfiguration, engine: GenerationEngine, logger: Logger, now: UInt64, metrics: DaemonMetrics = DaemonMetrics()) {
         self.configuration = configuration
+        self.metrics = metrics
         self.engine = engine
         self.logger = logger
         limits = Self.limits(configuration, engine)
@@ -137,10 +140,13 @@ final class ServerStateMachine {
                 ? (.resourceExhausted, "the server has \(live) connections open, handshaking or ready; its limit is \(handshakeCap)") : nil
         let conn = Connection(id: id, peer: peer, maxPayload: Int(limits.maxPayload), nowMs: nowMs)
         connections[id] = conn
+        conn.awaitingProxyHeader = configuration.proxyProtocol
+        metrics.connectionsAccepted.increment()
         logger.debug("connection accepted", metadata: ["conn": "\(conn.id)", "peer": "\(conn.peer)"])
         write(conn, ConnectionPreface.bytes)
         if let (code, message) = refusal {
             logger.warning("connection refused", metadata: ["conn": "\(conn.id)", "reason": "\(message)"])
+            metrics.rejected(code, at: .connection)
             fail(conn, code, message, retryAfterMs: Self.retryAfterMs)
             return
         }
@@ -177,8 +183,13 @@ final class ServerStateMachine {
         }
     }
 
-    private func received(_ conn: Connection, _ bytes: [UInt8]) {
-        guard !bytes.isEmpty, conn.isOpen else { return }
+    private func received(_ conn: Connection, _ received: [UInt8]) {
+        guard !received.isEmpty, conn.isOpen else { return }
+        var bytes = received
+        if conn.awaitingProxyHeader {
+            guard let rest = proxyHeader(conn, bytes), !rest.isEmpty else { return }
+            bytes = rest
+        }
         let now = nowMs
         bytes.withUnsafeBytes { conn.decoder.append($0) }
         do {
@@ -201,6 +212,36 @@ final class ServerStateMachine {
                 metadata: ["conn": "\(conn.id)", "code": "\(error.code.name)", "rule": "\(error.kind.rawValue)", "error": "\(error.message)"])
             fail(conn, error.errorEnvelope)
         }
+    }
+
+    /// Collects and reads the PROXY v2 header (`proxy_protocol`); returns the bytes after it
+    /// once it is complete, nil while it is not (or when it was bad and the connection failed).
+    /// Bounded by `ProxyHeader.maxBodyLength`; `handshake_timeout_ms` bounds the time.
+    private func proxyHeader(_ conn: Connection, _ bytes: [UInt8]) -> [UInt8]? {
+        conn.proxyHeaderBytes += bytes
+        let consumed: Int
+        switch ProxyHeader.parse(conn.proxyHeaderBytes) {
+        case .incomplete:
+            return nil
+        case .invalid(let message):
+            conn.awaitingProxyHeader = false
+            conn.proxyHeaderBytes = []
+            metrics.rejected(.invalidArgument, at: .connection)
+            fail(conn, .invalidArgument, message)
+            return nil
+        case .local(let n):
+            consumed = n
+        case .proxied(let source, let n):
+            consumed = n
+            if let source {
+                logger.debug("proxied connection", metadata: ["conn": "\(conn.id)", "peer": "\(source)", "via": "\(conn.peer)"])
+                conn.peer = source
+            }
+        }
+        let rest = Array(conn.proxyHeaderBytes[consumed...])
+        conn.awaitingProxyHeader = false
+        conn.proxyHeaderBytes = []
+        return rest
     }
 
     // MARK: - Writing

@@ -45,12 +45,14 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
     private let exited = DispatchSemaphore(value: 0)
     private let mailbox: Mailbox
     private let statistics: Locked<StepStatistics>
+    private let metrics: DaemonMetrics
 
-    init(settings: Settings, mailbox: Mailbox, statistics: Locked<StepStatistics>,
+    init(settings: Settings, mailbox: Mailbox, statistics: Locked<StepStatistics>, metrics: DaemonMetrics = DaemonMetrics(),
          clock: @escaping @Sendable () -> UInt64 = { MonotonicClock.nanoseconds }) {
         self.settings = settings
         self.mailbox = mailbox
         self.statistics = statistics
+        self.metrics = metrics
         self.clock = clock
         scheduler = StepScheduler(settings: .init(
             maxBatch: max(1, settings.maxBatch), batchWait: settings.batchWaitNanoseconds,
@@ -109,27 +111,33 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
 
     /// Queues one step and blocks until a compute thread ran it. A cancelled session's step that
     /// has not started is withdrawn at once (`ModelError.cancelled`); one that runs is finished.
-    func perform(session: UInt64, kind: StepScheduler.Kind, cost: UInt64, cancelled: CancelFlag, _ work: Ticket.Work) throws -> Tensor? {
+    func perform(
+        session: UInt64, kind: StepScheduler.Kind, label: DaemonMetrics.StepKind, cost: UInt64, cancelled: CancelFlag, _ work: Ticket.Work
+    ) throws -> Tensor? {
         let ticket = Ticket(work)
         condition.lock()
         defer { condition.unlock() }
         let id: UInt64
+        let submitted = clock()
         do {
-            id = try scheduler.submit(session: session, kind: kind, cost: cost, now: clock())
+            id = try scheduler.submit(session: session, kind: kind, cost: cost, now: submitted)
         } catch {
             throw ModelError.invalidInput("step not accepted: \(error)")
         }
         tickets[id] = ticket
+        publishDepth()
         condition.broadcast()
         while ticket.output == nil {
             if cancelled.isSet, scheduler.withdraw(ticket: id) {
                 tickets[id] = nil
+                publishDepth()
                 throw ModelError.cancelled
             }
             // Cancellation is a flag another thread sets; look at it at least every 20 ms.
             _ = condition.wait(until: Date(timeIntervalSinceNow: 0.02))
         }
         tickets[id] = nil
+        metrics.recordStep(label, seconds: Double(clock() &- submitted) / 1e9)
         switch ticket.output {
         case .success(let t)?: return t
         case .failure(let e)?: throw e
@@ -152,9 +160,14 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
                 if until > now { _ = condition.wait(until: Date(timeIntervalSinceNow: Double(until - now) / 1e9)) }
             case .run(let items):
                 let work = items.map { tickets[$0.ticket] }
+                publishDepth()
                 condition.unlock()
                 let preempt: (Double) -> Void = { [self] done in runPreempting(items, done: done, workspace: &nested) }
+                let started = clock()
                 let results = Self.execute(items, work, workspace: &workspace, preemption: preempt)
+                // The outer call's time includes the steps run at its preemption points: counting
+                // those again would make a thread busier than the wall clock.
+                metrics.workerBusySeconds.increment(by: Double(clock() &- started) / 1e9)
                 condition.lock()
                 finish(items, work, results)
             }
@@ -183,12 +196,18 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
             if due.isEmpty { return }
             served = due.map(\.session)
             let work = due.map { tickets[$0.ticket] }
+            publishDepth()
             condition.unlock()
             // Nested calls offer no preemption points of their own: one level keeps this bounded.
             let results = Self.execute(due, work, workspace: &workspace, preemption: nil)
             condition.lock()
             finish(due, work, results, preempting: true)
         }
+    }
+
+    /// Called with the lock held, whenever steps were queued, started or withdrawn.
+    private func publishDepth() {
+        metrics.stepsPending.set(to: Double(scheduler.pendingCount))
     }
 
     /// Called with the lock held.
@@ -266,7 +285,7 @@ struct SessionSteps: ModelExecutor {
                       pipeline: TextToVideoPipeline) throws -> Tensor {
         let key = StepScheduler.BatchKey(shape: input.shape)
         let out = try executor.perform(
-            session: session, kind: .denoise(key), cost: StepCost.denoise(input.shape), cancelled: cancelled,
+            session: session, kind: .denoise(key), label: .unet, cost: StepCost.denoise(input.shape), cancelled: cancelled,
             .denoise(input: input, timesteps: timesteps, conditioning: conditioning, pipeline: pipeline))
         guard let out else { throw ModelError.invalidInput("the U-Net step returned nothing") }
         return out
@@ -274,7 +293,7 @@ struct SessionSteps: ModelExecutor {
 
     func decode(latents: Tensor, temporal: Bool, pipeline: TextToVideoPipeline) throws -> Tensor {
         let out = try executor.perform(
-            session: session, kind: .solo, cost: StepCost.decode(latents.shape), cancelled: cancelled,
+            session: session, kind: .solo, label: .decode, cost: StepCost.decode(latents.shape), cancelled: cancelled,
             .solo({ ws, preemption in try pipeline.decode(latents: latents, temporal: temporal, workspace: &ws, preemption: preemption) }))
         guard let out else { throw ModelError.invalidInput("the decode step returned nothing") }
         return out
@@ -283,7 +302,7 @@ struct SessionSteps: ModelExecutor {
     /// Runs `body` as a solo step (WebP encoding) and returns what it made.
     func solo<T: Sendable>(cost: UInt64, _ body: @escaping @Sendable () throws -> T) throws -> T {
         let box = ResultBox<T>()
-        _ = try executor.perform(session: session, kind: .solo, cost: cost, cancelled: cancelled, .solo({ _, _ in
+        _ = try executor.perform(session: session, kind: .solo, label: .encode, cost: cost, cancelled: cancelled, .solo({ _, _ in
             box.value = try body()
             return nil
         }))

@@ -1,6 +1,10 @@
 import CUV
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A value guarded by a lock, shared between threads.
 final class Locked<Value>: @unchecked Sendable {
     private let lock = NSLock()
@@ -85,4 +89,13 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Whether the host is one the daemon can bind: a numeric IPv4 or IPv6 address, or
+    /// `localhost` (names are not resolved, so that a daemon never listens somewhere a resolver chose).
+    public var hasNumericHost: Bool {
+        if host == "localhost" { return true }
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
 }

@@ -26,6 +26,9 @@ struct VidrdDaemonCommand: ParsableCommand {
     @Option(help: "Address to listen on, HOST:PORT (default 127.0.0.1:7878; port 0 picks a free one).")
     var listen: String?
 
+    @Option(help: "Serve /metrics (Prometheus), /ready, /live and the HAProxy agent-check on HOST:PORT, or PORT on 127.0.0.1; `off` for none (default off).")
+    var metricsListen: String?
+
     @Option(help: "Configuration file (key = value lines).")
     var config: String?
 
@@ -50,8 +53,21 @@ struct VidrdDaemonCommand: ParsableCommand {
     @Option(help: "Write the bound port to this file once listening (for scripts using port 0).")
     var portFile: String?
 
+    @Option(help: "Write the bound probe port to this file once listening (with --metrics-listen and port 0).")
+    var metricsPortFile: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
+
+    func validate() throws {
+        // A usage error (64) before anything loads, naming the option and the value.
+        if let metricsListen, !["off", "none"].contains(metricsListen.lowercased()) {
+            guard let address = ListenAddress(parsing: metricsListen), address.hasNumericHost else {
+                throw ValidationError(
+                    "--metrics-listen: `\(metricsListen)` is not HOST:PORT or PORT with a numeric IPv4 or IPv6 host or localhost (e.g. 127.0.0.1:7879)")
+            }
+        }
+    }
 
     func run() throws {
         // Before the model is loaded, so that its buffers already follow the tuned allocator.
@@ -60,6 +76,7 @@ struct VidrdDaemonCommand: ParsableCommand {
         do {
             if let config { conf = try DaemonConfiguration(contentsOf: config) }
             if let listen { try conf.set("listen", listen) }
+            if let metricsListen { try conf.set("metrics_listen", metricsListen) }
             if let workers { try conf.set("workers", String(workers)) }
             if let maxBatch { try conf.set("max_batch", String(maxBatch)) }
             if let batchWaitMs { try conf.set("batch_wait_ms", String(batchWaitMs)) }
@@ -114,6 +131,9 @@ struct VidrdDaemonCommand: ParsableCommand {
         }
         if let portFile {
             try? "\(daemon.port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
+        }
+        if let metricsPortFile, let port = daemon.metricsPort {
+            try? "\(port)\n".write(toFile: metricsPortFile, atomically: true, encoding: .utf8)
         }
         daemon.run(handleSignals: true)
     }
