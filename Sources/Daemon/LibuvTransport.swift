@@ -399,21 +399,8 @@ final class LibuvTransport: @unchecked Sendable {
     }
 
     private func halfClose(_ socket: SocketHandle) {
-        let req = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
-        req.initialize(to: uv_shutdown_t())
-        let retained = Unmanaged.passRetained(socket)
-        req.pointee.data = retained.toOpaque()
-        let status = uv_shutdown(req, socket.stream) { req, _ in
-            guard let req else { return }
-            let socket = req.pointee.data.map { Unmanaged<SocketHandle>.fromOpaque($0).takeRetainedValue() }
-            req.deallocate()
-            if let socket { socket.transport.feed(.halfClosed(socket.id, ok: true)) }
-        }
-        if status < 0 {
-            retained.release()
-            req.deallocate()
-            inputs.append(.halfClosed(socket.id, ok: false))
-        }
+        let shut = shutDownWriteSide(socket.stream) { socket.transport.feed(.halfClosed(socket.id, ok: true)) }
+        if !shut { inputs.append(.halfClosed(socket.id, ok: false)) }
     }
 
     private func close(_ socket: SocketHandle) {

@@ -167,22 +167,11 @@ final class ProbeListener {
 
     private func written(_ c: ProbeConnection, ok: Bool) {
         guard ok, !c.closing else { return closeConnection(c) }
-        let req = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
-        req.initialize(to: uv_shutdown_t())
-        let retained = Unmanaged.passRetained(c)
-        req.pointee.data = retained.toOpaque()
-        let status = uv_shutdown(req, c.stream) { req, _ in
-            guard let req else { return }
-            let c = req.pointee.data.map { Unmanaged<ProbeConnection>.fromOpaque($0).takeRetainedValue() }
-            req.deallocate()
+        let shut = shutDownWriteSide(c.stream) {
             // A lingering connection closes at the peer's end of file or at its deadline.
-            if let c, !c.lingering { c.listener.closeConnection(c) }
+            if !c.lingering { c.listener.closeConnection(c) }
         }
-        if status < 0 {
-            retained.release()
-            req.deallocate()
-            closeConnection(c)
-        }
+        if !shut { closeConnection(c) }
     }
 
     private func sweep() {

@@ -48,6 +48,3 @@ public enum Activation: String, Sendable {
         return out
     }
 }
-
-@inline(__always)
-func silu(_ x: Float) -> Float { x / (1 + expf(-x)) }
