@@ -24,12 +24,17 @@ enum ClientBinary {
 
     /// Runs the client; returns (exit status, stdout, stderr). Killed after `timeout` seconds.
     /// `interruptWhen` is polled every 20 ms; once it holds, the client gets SIGINT (Ctrl-C).
+    /// `environment` adds to (or overrides) the test process's own variables.
     static func run(
-        _ arguments: [String], executable: String? = path, timeout: Double = 30, interruptWhen: (() -> Bool)? = nil
+        _ arguments: [String], executable: String? = path, timeout: Double = 30,
+        environment: [String: String] = [:], interruptWhen: (() -> Bool)? = nil
     ) throws -> (Int32, Data, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try #require(executable, "the executable is not built next to the tests"))
         p.arguments = arguments
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
