@@ -1,10 +1,11 @@
 /* GEMM throughput: the runtime's kernels (each ISA this CPU has) against OpenBLAS's cblas_sgemm,
  * single-threaded, on the shapes the embedded model's layers use; medians of interleaved runs.
- * Built and run by tools/bench/gemm_bench.sh. */
+ * Built and run by tools/bench/gemm_bench.sh [REPEATS] [square]. */
 #include "vidrd_kernels.h"
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double now(void) {
@@ -34,10 +35,13 @@ int main(int argc, char **argv) {
         {2048, 64, 64}, {2048, 128, 128}, {2048, 64, 576}, {512, 128, 1152},
         {256, 256, 256}, {1024, 1024, 1024}, {64, 64, 16},
     };
-    const int nshapes = (int)(sizeof shapes / sizeof shapes[0]);
+    /* "square": only the 1024-cube, the ceiling tools/bench/run.sh reports GFLOP/s against. */
+    const int square_only = argc > 2 && strcmp(argv[2], "square") == 0;
+    const int first = square_only ? 5 : 0;
+    const int nshapes = square_only ? 6 : (int)(sizeof shapes / sizeof shapes[0]);
     const int isa_max = vidrd_isa_supported();
     printf("{\"isa_supported\": %d, \"repeats\": %d}\n", isa_max, repeats);
-    for (int s = 0; s < nshapes; s++) {
+    for (int s = first; s < nshapes; s++) {
         long m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
         float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * n * k), *c = malloc(sizeof(float) * m * n);
         fill(a, m * k, 1);

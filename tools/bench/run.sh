@@ -16,5 +16,7 @@ swift build -c release --product vidrd-bench >/dev/null
   --only unet_b2f16_8x8 unet_b2f16_16x16 pipeline_25steps_64px | tee "$out/torch.jsonl"
 .build/release/vidrd-bench --model "$MODELS_ROOT/$MODEL" --repeats "$REPEATS" --clip-size 64 | tee "$out/swift.jsonl"
 "$PYTHON" tools/bench/flops.py --model "$MODELS_ROOT/$MODEL" > "$out/flops.jsonl"
+# This machine's GEMM ceiling, measured now: the best single-threaded 1024-cube sgemm.
+bash tools/bench/gemm_bench.sh 5 square | tee "$out/gemm.jsonl"
 echo
-"$PYTHON" tools/bench/report.py "$out/torch.jsonl" "$out/swift.jsonl" "$out/flops.jsonl"
+THREADS="$THREADS" "$PYTHON" tools/bench/report.py "$out/torch.jsonl" "$out/swift.jsonl" "$out/flops.jsonl" "$out/gemm.jsonl"
