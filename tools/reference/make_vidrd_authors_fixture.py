@@ -167,9 +167,9 @@ def build_sources(UNet):
                    "dual_cross_attention": False, "mid_block_scale_factor": 1, "norm_eps": 1e-05,
                    "only_cross_attention": False, "num_class_embeds": None, "class_embed_type": None,
                    "resnet_time_scale_shift": "default", **{k: v for k, v in UNET.items() if not k.endswith("block_types")},
-                   # three blocks instead of SD's four keep the fixture under 2 MB
-                   "down_block_types": ["CrossAttnDownBlock2D"] * 2 + ["DownBlock2D"],
-                   "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 2}, fh, indent=2)
+                   # SD's 2-D names of UNET's blocks (three instead of SD's four keep the fixture under 2 MB)
+                   "down_block_types": [t.replace("3D", "2D") for t in UNET["down_block_types"]],
+                   "up_block_types": [t.replace("3D", "2D") for t in UNET["up_block_types"]]}, fh, indent=2)
     os.makedirs(os.path.join(sd, "scheduler"))
     with open(os.path.join(sd, "scheduler", "scheduler_config.json"), "w") as fh:
         json.dump(SCHEDULER, fh, indent=2)
