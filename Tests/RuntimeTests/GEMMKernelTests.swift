@@ -34,6 +34,9 @@ import Testing
             }
         }
         all += dims.map { Case(m: $0, n: 33, k: 300, beta: 1) }
+        // More columns than one block of B (3072): the outermost loop of the driver.
+        all += [Case(transB: true, m: 20, n: 3100, k: 10, beta: 0.5),
+                Case(transA: true, m: 7, n: 6200, k: 300, alpha: 0.5, beta: 1)]
         return all
     }()
 
