@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "VidrdProtocol", path: "Sources/Protocol"),
         // Which session's step runs next (fair queuing over steps, batch formation): pure, no I/O.
         .target(name: "VidrdScheduling", path: "Sources/Scheduling"),
-        // The runtime's GEMM kernels (AVX2, AVX-512), chosen per CPU at run time: no build flags.
+        // The runtime's GEMM and element-wise kernels (AVX2, AVX-512, portable), chosen per CPU at run time.
         .target(name: "CVidrdKernels", path: "Sources/CVidrdKernels"),
         // No CPU or unchecked-arithmetic flags: the hot loops are C kernels chosen by CPUID
         // (CVidrdKernels), so the product runs on any x86-64 and other packages may depend on it.

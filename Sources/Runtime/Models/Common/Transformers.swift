@@ -1,4 +1,5 @@
 import CVidrdKernels
+
 /// diffusers `Attention` weights under `prefix` (`to_q`, `to_k`, `to_v`, `to_out.0`).
 func loadAttention(_ w: WeightLoader, _ prefix: String, queryDim: Int, contextDim: Int? = nil,
                    heads: Int, headDim: Int) throws -> AttentionLayer {
