@@ -45,6 +45,18 @@ extension DaemonSuite {
             }
         }
 
+        /// Every session sent the same number of frames, byte for byte, as when it streamed alone;
+        /// the first differing frame of each session is reported.
+        static func expectSameFrames(_ alone: [[[UInt8]]], _ other: [[[UInt8]]], _ how: String) {
+            for (i, (a, t)) in zip(alone, other).enumerated() {
+                #expect(a.count == t.count)
+                for (k, (x, y)) in zip(a, t).enumerated() where x != y {
+                    Issue.record("session \(i) frame \(k) differs between alone and \(how)")
+                    break
+                }
+            }
+        }
+
         @Test("sessions interleaved step by step send exactly the frames they send alone")
         func interleavingChangesNoFrame() async throws {
             let d = try TestDaemon()
@@ -56,13 +68,7 @@ extension DaemonSuite {
             #expect(stats.largestBatch == 1, "max_batch 1 by default: \(stats)")
             #expect(stats.unetSteps - before.unetSteps == before.unetSteps, "the same steps ran: \(stats)")
             #expect(alone.map(\.count) == [12, 12, 12])
-            for (i, (a, t)) in zip(alone, together).enumerated() {
-                #expect(a.count == t.count)
-                for (k, (x, y)) in zip(a, t).enumerated() where x != y {
-                    Issue.record("session \(i) frame \(k) differs between alone and interleaved")
-                    break
-                }
-            }
+            Self.expectSameFrames(alone, together, "interleaved")
         }
 
         @Test("with max_batch, steps of several sessions share U-Net calls and every session sends the frames it sends alone")
@@ -82,13 +88,7 @@ extension DaemonSuite {
             // (Sources/CVidrdKernels), so batching must not change a byte. The OpenBLAS fallback
             // (VIDRD_ISA=generic, or a CPU without AVX2) makes no such promise.
             guard ComputeKernels.active.isa != .generic else { return }
-            for (i, (a, t)) in zip(alone, frames).enumerated() {
-                #expect(a.count == t.count)
-                for (k, (x, y)) in zip(a, t).enumerated() where x != y {
-                    Issue.record("session \(i) frame \(k) differs between alone and batched")
-                    break
-                }
-            }
+            Self.expectSameFrames(alone, frames, "batched")
         }
 
         @Test("a light stream keeps getting clips while a heavy neighbour's single clip runs")
