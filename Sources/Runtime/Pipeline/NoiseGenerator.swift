@@ -52,3 +52,20 @@ public struct ReuseAndDiffuseDrawOrder<Base: RandomSource & Sendable>: RandomSou
         return out
     }
 }
+
+extension ReuseAndDiffuseDrawOrder: ResumableRandomSource where Base: ResumableRandomSource {
+    public func saveState(into writer: inout StateWriter) {
+        writer.bool(first)
+        base.saveState(into: &writer)
+    }
+
+    public mutating func restoreState(from reader: inout StateReader) throws {
+        let f = try reader.bool("first-draw flag")
+        var b = base
+        try b.restoreState(from: &reader)
+        first = f
+        base = b
+    }
+
+    public var stateSizeBound: Int { 1 + base.stateSizeBound }
+}

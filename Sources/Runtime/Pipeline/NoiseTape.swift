@@ -88,3 +88,24 @@ public struct TapeRandomSource: RandomSource, Sendable {
         return t.scalars
     }
 }
+
+extension TapeRandomSource: ResumableRandomSource {
+    /// The position and the tape's length: the path comes from the configuration, and the length
+    /// catches a restore over another tape at that path.
+    public func saveState(into writer: inout StateWriter) {
+        writer.u64(UInt64(position))
+        writer.u64(UInt64(tape.count))
+    }
+
+    public mutating func restoreState(from reader: inout StateReader) throws {
+        let p = try reader.int("tape position", in: 0...Int(UInt32.max))
+        let n = try reader.int("tape length", in: 0...Int(UInt32.max))
+        guard n == tape.count else {
+            throw StateCodingError("saved tape holds \(n) tensors, \(tape.path) holds \(tape.count)")
+        }
+        guard p <= n else { throw StateCodingError("tape position \(p) is past the tape's \(n) tensors") }
+        position = p
+    }
+
+    public var stateSizeBound: Int { 16 }
+}

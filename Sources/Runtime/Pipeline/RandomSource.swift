@@ -73,3 +73,20 @@ public struct SeededRandomSource: RandomSource, Sendable {
         return out
     }
 }
+
+extension SeededRandomSource: ResumableRandomSource {
+    public func saveState(into writer: inout StateWriter) {
+        for w in [s.0, s.1, s.2, s.3] { writer.u64(w) }
+    }
+
+    public mutating func restoreState(from reader: inout StateReader) throws {
+        let w = (try reader.u64("xoshiro word 0"), try reader.u64("xoshiro word 1"),
+                 try reader.u64("xoshiro word 2"), try reader.u64("xoshiro word 3"))
+        // xoshiro's all-zero state is a fixed point (it would draw the same value forever), and
+        // SplitMix64 seeding never produces it.
+        guard w.0 | w.1 | w.2 | w.3 != 0 else { throw StateCodingError("xoshiro state is all zero") }
+        s = w
+    }
+
+    public var stateSizeBound: Int { 32 }
+}

@@ -126,3 +126,41 @@ struct MT19937: Sendable {
         index = 0
     }
 }
+
+extension TorchRandomSource: ResumableRandomSource {
+    public func saveState(into writer: inout StateWriter) {
+        engine.saveState(into: &writer)
+        writer.bool(cachedNormal != nil)
+        writer.f64(cachedNormal ?? 0)
+    }
+
+    public mutating func restoreState(from reader: inout StateReader) throws {
+        var e = engine
+        try e.restoreState(from: &reader)
+        let cached = try reader.bool("cached normal flag")
+        let value = try reader.f64("cached normal")
+        guard value.isFinite else { throw StateCodingError("cached normal is \(value), expected a finite value") }
+        engine = e
+        cachedNormal = cached ? value : nil
+    }
+
+    public var stateSizeBound: Int { MT19937.stateSize + 1 + 8 }
+}
+
+extension MT19937 {
+    static let stateSize = StateWriter.u32ArraySize(n) + 4
+
+    func saveState(into writer: inout StateWriter) {
+        writer.u32Array(state)
+        writer.u32(UInt32(index))
+    }
+
+    mutating func restoreState(from reader: inout StateReader) throws {
+        let s = try reader.u32Array("MT19937 state", count: Self.n)
+        let i = Int(try reader.u32("MT19937 index"))
+        // index == n means "twist before the next draw" (a fresh generator); more would read past the state.
+        guard i <= Self.n else { throw StateCodingError("MT19937 index is \(i), at most \(Self.n)") }
+        state = s
+        index = i
+    }
+}
