@@ -125,6 +125,73 @@ func weightedSum(_ a: Float, _ x: [Float], _ b: Float, _ y: [Float]) -> [Float] 
     return v
 }
 
+// MARK: - Saved state
+
+/// The parameter-only built-ins hold nothing across clips: they save nothing.
+extension NoneStrategy: ResumableStrategy {
+    public static var stateFormatVersion: UInt32 { 1 }
+    public func saveState(into writer: inout StateWriter) {}
+    public mutating func restoreState(from reader: inout StateReader, shape: ClipShape) throws {}
+    public func stateSizeBound(shape: ClipShape) -> Int { 0 }
+}
+
+extension FNRStrategy: ResumableStrategy {
+    public static var stateFormatVersion: UInt32 { 1 }
+    public func saveState(into writer: inout StateWriter) {}
+    public mutating func restoreState(from reader: inout StateReader, shape: ClipShape) throws {}
+    public func stateSizeBound(shape: ClipShape) -> Int { 0 }
+}
+
+extension PNSStrategy: ResumableStrategy {
+    public static var stateFormatVersion: UInt32 { 1 }
+    public func saveState(into writer: inout StateWriter) {}
+    public mutating func restoreState(from reader: inout StateReader, shape: ClipShape) throws {}
+    public func stateSizeBound(shape: ClipShape) -> Int { 0 }
+}
+
+extension PYoCoStrategy: ResumableStrategy {
+    public static var stateFormatVersion: UInt32 { 1 }
+    public func saveState(into writer: inout StateWriter) {}
+    public mutating func restoreState(from reader: inout StateReader, shape: ClipShape) throws {}
+    public func stateSizeBound(shape: ClipShape) -> Int { 0 }
+}
+
+/// DSG carries the previous clip's recorded prompt-frame latents of every step (S × M frames);
+/// `recording` is always empty between clips, so only `previousSteps` is saved.
+extension DSGStrategy: ResumableStrategy {
+    public static var stateFormatVersion: UInt32 { 1 }
+
+    public func saveState(into writer: inout StateWriter) {
+        writer.count(previousSteps.count)
+        for step in previousSteps {
+            writer.count(step.count)
+            for frame in step { writer.f32Array(frame) }
+        }
+    }
+
+    public mutating func restoreState(from reader: inout StateReader, shape: ClipShape) throws {
+        // Before the first clip has finished nothing is recorded; after it, every one of the S steps.
+        let steps = try reader.count("dsg recorded steps", max: shape.steps)
+        guard steps == 0 || steps == shape.steps else {
+            throw StateCodingError("dsg recorded \(steps) steps, this stream has \(shape.steps)")
+        }
+        var recorded: [[[Float]]] = []
+        recorded.reserveCapacity(steps)
+        for k in 0..<steps {
+            try reader.count("dsg step \(k) frames", expected: shape.promptFrames)
+            recorded.append(try (0..<shape.promptFrames).map { j in
+                try reader.f32Array("dsg step \(k) frame \(j)", count: shape.frameSize)
+            })
+        }
+        previousSteps = recorded
+        recording = []
+    }
+
+    public func stateSizeBound(shape: ClipShape) -> Int {
+        StateWriter.countSize + shape.steps * (StateWriter.countSize + shape.promptFrames * StateWriter.f32ArraySize(shape.frameSize))
+    }
+}
+
 extension StrategyRegistry {
     /// The built-in strategies with the paper's defaults.
     static let builtInEntries: [Entry] = [

@@ -55,19 +55,25 @@ public struct FIFOStrategy: NoiseStrategy {
 
     public func check(shape: ClipShape, scheduler: DDIMScheduler) throws { _ = try plan(shape: shape, scheduler: scheduler) }
 
-    public func plan(shape: ClipShape, scheduler: DDIMScheduler) throws -> Plan {
+    /// f, n and the clean context frames for a stream of `shape`: what `plan` derives before it
+    /// needs the scheduler (also the size of a saved queue).
+    func geometry(shape: ClipShape) -> (window: Int, partitions: Int, context: Int) {
         let f = window == 0 ? shape.frames : window
+        let n = partitions == 0 ? Swift.max(1, shape.steps / Swift.max(f, 1)) : partitions
+        return (f, n, lookahead ? f / 2 : 0)
+    }
+
+    public func plan(shape: ClipShape, scheduler: DDIMScheduler) throws -> Plan {
+        let (f, n, context) = geometry(shape: shape)
         guard f >= 1 else { throw PluginError.invalidConfiguration("fifo: window must be ≥ 1, got \(f)") }
         if lookahead, f < 2 || f % 2 != 0 {
             throw PluginError.invalidConfiguration("fifo: lookahead needs an even window of at least 2 frames, got \(f)")
         }
-        let n = partitions == 0 ? Swift.max(1, shape.steps / f) : partitions
         let length = n * f
         guard length <= StreamConfiguration.maxSteps else {
             throw PluginError.invalidConfiguration("fifo: queue of \(n) × \(f) = \(length) steps exceeds \(StreamConfiguration.maxSteps)")
         }
         let ts = try scheduler.timesteps(steps: length)
-        let context = lookahead ? f / 2 : 0
         // Noisy position q sits at level ts[L−1−q]: the head (q = 0) is one step from clean.
         let noisy = (0..<length).map { q -> FrameTimestep in
             let t = ts[length - 1 - q]
@@ -127,5 +133,38 @@ public struct FIFOStrategy: NoiseStrategy {
         var out = Tensor(zeros: [1, shape.channels, frames.count, shape.height, shape.width])
         for (k, frame) in frames.enumerated() { out.setLatentFrame(k, frame) }
         return out
+    }
+}
+
+/// FIFO's state is its queue: empty before the first clip fills it, then the `context` clean
+/// frames and the L noisy ones, each `C × h × w`.
+extension FIFOStrategy: ResumableStrategy {
+    public static var stateFormatVersion: UInt32 { 1 }
+
+    /// Frames of a full queue on a stream of `shape`.
+    func queueCapacity(shape: ClipShape) -> Int {
+        let (f, n, context) = geometry(shape: shape)
+        return context + n * f
+    }
+
+    public func saveState(into writer: inout StateWriter) {
+        writer.count(queue.count)
+        for frame in queue { writer.f32Array(frame) }
+    }
+
+    public mutating func restoreState(from reader: inout StateReader, shape: ClipShape) throws {
+        let full = queueCapacity(shape: shape)
+        let count = try reader.count("fifo queue frames", max: full)
+        guard count == 0 || count == full else {
+            throw StateCodingError("fifo queue holds \(count) frames, this stream's settings need 0 or \(full)")
+        }
+        var q: [[Float]] = []
+        q.reserveCapacity(count)
+        for k in 0..<count { q.append(try reader.f32Array("fifo queue frame \(k)", count: shape.frameSize)) }
+        queue = q
+    }
+
+    public func stateSizeBound(shape: ClipShape) -> Int {
+        StateWriter.countSize + queueCapacity(shape: shape) * StateWriter.f32ArraySize(shape.frameSize)
     }
 }

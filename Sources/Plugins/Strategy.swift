@@ -241,3 +241,27 @@ public struct LatentFrames: Sendable {
         latents.setLatentFrame(f, values)
     }
 }
+
+// MARK: - Saving a strategy's state
+
+/// A strategy whose state between clips can be saved and restored (`VideoStream.saveState`,
+/// `restoreState`), so that another process can continue its stream. Opting in is explicit: a
+/// strategy that keeps state across clips and does not conform makes its stream non-resumable,
+/// rather than being resumed with that state silently lost. A strategy with no state across clips
+/// conforms by writing nothing.
+///
+/// The stream tags each strategy's section with its chain name and `stateFormatVersion` and checks
+/// both, and that the section was read to its end, so `restoreState` reads only its own layout.
+public protocol ResumableStrategy: NoiseStrategy {
+    /// Changes whenever the layout written by `saveState` changes; a blob of another version is refused.
+    static var stateFormatVersion: UInt32 { get }
+    /// Writes the state between clips (called only at a clip boundary). Deterministic: the same
+    /// state writes the same bytes.
+    func saveState(into writer: inout StateWriter)
+    /// Replaces the state with one `saveState` wrote for an instance made with the same parameters
+    /// on a stream of `shape`. Must check every count against `shape` (throwing, never trapping)
+    /// before it allocates.
+    mutating func restoreState(from reader: inout StateReader, shape: ClipShape) throws
+    /// The most bytes `saveState` writes on a stream of `shape`.
+    func stateSizeBound(shape: ClipShape) -> Int
+}
