@@ -126,8 +126,8 @@ public struct VideoStream: Sendable {
     var pendingExtra: [Tensor] = []
     /// The slot of the chain's generating strategy, if any.
     let generator: Int?
-    public private(set) var clipIndex = 0
-    public private(set) var framesEmitted: Int64 = 0
+    public internal(set) var clipIndex = 0
+    public internal(set) var framesEmitted: Int64 = 0
 
     /// Validates the configuration, strategy names and parameters, and the chain's composition.
     public init(pipeline: TextToVideoPipeline, configuration c: StreamConfiguration, registry: StrategyRegistry) throws {
