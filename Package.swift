@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.0.0"),
         // The daemon's /metrics registry and exposition; only VidrdDaemon uses it (no library product does).
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        // SHA-256 and HMAC for continuation tokens and the model's fingerprint; only VidrdDaemon uses it.
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
     targets: [
         // System libraries, each wrapped by a module map and found through pkg-config.
@@ -56,6 +58,7 @@ let package = Package(
                 "VidrdProtocol", "VidrdRuntime", "VidrdPlugins", "VidrdMedia", "VidrdScheduling", "CUV",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Sources/Daemon"),
         .target(name: "VidrdClient", dependencies: ["VidrdProtocol"], path: "Sources/Client"),

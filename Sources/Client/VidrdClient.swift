@@ -18,6 +18,8 @@ import VidrdProtocol
 /// releasing the session) sends CANCEL. Errors are `VidrdError` (status code + message).
 public final class VidrdClient: Sendable {
     let core: ClientCore
+    /// Where `connect` reached the server; resuming sessions reconnect here.
+    let endpoint: Endpoint
 
     /// The protocol version the server chose.
     public var version: UInt16 { core.ack.version }
@@ -26,7 +28,10 @@ public final class VidrdClient: Sendable {
     /// The strategies the server offered at the handshake.
     public var strategies: StrategyList { core.ack.strategies }
 
-    init(core: ClientCore) { self.core = core }
+    init(core: ClientCore, endpoint: Endpoint) {
+        self.core = core
+        self.endpoint = endpoint
+    }
 
     /// A client released without `close()` still ends its connection politely (CLOSE, then the
     /// reader thread finishes when the server closes). Open sessions keep their client alive.
@@ -39,7 +44,7 @@ public final class VidrdClient: Sendable {
         let core = try await runBlocking { () throws(VidrdError) -> ClientCore in
             try ClientCore.connect(host: host, port: port, token: token.map { Array($0.utf8) }, options: options)
         }
-        return VidrdClient(core: core)
+        return VidrdClient(core: core, endpoint: Endpoint(host: host, port: port, token: token.map { Array($0.utf8) }, options: options))
     }
 
     /// Live server information (INFO_REQUEST → INFO): counters of sessions, connections, clips, bytes queued.
@@ -60,64 +65,19 @@ public final class VidrdClient: Sendable {
     /// - Parameters:
     ///   - prefetch: clips granted ahead of the consumer (≥ 1; 2 keeps the server one clip ahead).
     ///   - maxClips: stop after this many clips (the session is then cancelled); nil: endless.
-    public func openSession(_ request: OpenSession, prefetch: UInt32 = 2, maxClips: Int? = nil) async throws -> VidrdSession {
+    ///   - resume: how the session outlives its server (a drain or a lost connection): it asks
+    ///     for continuations and reconnects to this client's address with the latest one. Resuming
+    ///     needs a server that offers continuations (`parameters.resumable`); `.disabled` never does.
+    public func openSession(
+        _ request: OpenSession, prefetch: UInt32 = 2, maxClips: Int? = nil, resume: ResumePolicy = ResumePolicy()
+    ) async throws -> VidrdSession {
         let flow = FlowControl(prefetch: max(prefetch, 1), maxClips: maxClips)
         var req = request
-        req.initialCredits = flow.initialCredits
+        if resume.maxAttempts > 0, req.resumable == nil { req.resumable = true }
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: SessionEvent.self, throwing: Error.self)
-        let pending = Locked<(open: CheckedContinuation<SessionOpened, Error>?, id: UInt32?, cancelled: Bool)>((nil, nil, false))
-        let core = self.core
-        let opened: SessionOpened = try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<SessionOpened, Error>) in
-                pending.withLock { $0.open = c }
-                let deliver: @Sendable (RouteEvent) -> Void = { event in
-                    switch event {
-                    case .opened(let p):
-                        let c = pending.withLock { s -> CheckedContinuation<SessionOpened, Error>? in
-                            defer { s.open = nil }
-                            return s.open
-                        }
-                        c?.resume(returning: p)
-                    case .event(let e):
-                        continuation.yield(e)
-                    case .ended(let error):
-                        let c = pending.withLock { s -> CheckedContinuation<SessionOpened, Error>? in
-                            defer { s.open = nil }
-                            return s.open
-                        }
-                        if let c {
-                            c.resume(throwing: error ?? CancellationError())
-                        } else if let error {
-                            continuation.finish(throwing: error)
-                        } else {
-                            continuation.finish()
-                        }
-                    }
-                }
-                do {
-                    let id = try core.open(req, deliver: deliver)
-                    let cancelNow = pending.withLock { s -> Bool in
-                        s.id = id
-                        return s.cancelled
-                    }
-                    if cancelNow { core.cancel(id) }
-                } catch {
-                    let c = pending.withLock { s -> CheckedContinuation<SessionOpened, Error>? in
-                        defer { s.open = nil }
-                        return s.open
-                    }
-                    c?.resume(throwing: error)
-                }
-            }
-        } onCancel: {
-            let id = pending.withLock { s -> UInt32? in
-                s.cancelled = true
-                return s.id
-            }
-            if let id { core.cancel(id) }
-        }
-        let id = pending.withLock { $0.id }!
-        return VidrdSession(client: self, id: id, parameters: opened, stream: stream, continuation: continuation, flow: flow)
+        let link = SessionLink(core: core, endpoint: endpoint, request: req, policy: resume, flow: flow, output: continuation)
+        let opened = try await link.open()
+        return VidrdSession(client: self, link: link, parameters: opened, stream: stream, continuation: continuation)
     }
 
     /// Sends CLOSE(OK), lets the server end every session, and releases the connection.
@@ -153,6 +113,9 @@ final class FlowControl: @unchecked Sendable {
         state.withLock { $0.granted = Int(initialCredits) }
     }
 
+    /// Credits granted so far, the initial ones included.
+    var granted: Int { state.withLock { $0.granted } }
+
     var initialCredits: UInt32 {
         guard let maxClips else { return prefetch }
         return UInt32(max(0, min(Int(prefetch), maxClips)))
@@ -178,50 +141,47 @@ final class FlowControl: @unchecked Sendable {
 }
 
 /// One open session: an `AsyncSequence` of its events (single consumer). Ends normally after
-/// `maxClips` clips or after `cancel()`; throws `VidrdError` when the server ends it.
+/// `maxClips` clips or after `cancel()`; throws `VidrdError` when the server ends it and it
+/// cannot be resumed (`ResumePolicy`).
 public final class VidrdSession: AsyncSequence, Sendable {
     public typealias Element = SessionEvent
 
-    /// The session (stream) id.
-    public let id: UInt32
+    /// The session's stream id on its current connection (a resumed session has a new one).
+    public var id: UInt32 { link.id }
     /// The effective parameters (SESSION_OPENED).
     public let parameters: SessionOpened
+    /// How many times the session moved to a new connection and went on from its continuation.
+    public var resumptions: Int { link.resumptions }
     /// The connection; holding the client keeps it open while the session lives.
     let client: VidrdClient
-    var core: ClientCore { client.core }
+    let link: SessionLink
     let stream: AsyncThrowingStream<SessionEvent, Error>
-    let flow: FlowControl
     private let complete = Locked(false)
 
     init(
-        client: VidrdClient, id: UInt32, parameters: SessionOpened, stream: AsyncThrowingStream<SessionEvent, Error>,
-        continuation: AsyncThrowingStream<SessionEvent, Error>.Continuation, flow: FlowControl
+        client: VidrdClient, link: SessionLink, parameters: SessionOpened, stream: AsyncThrowingStream<SessionEvent, Error>,
+        continuation: AsyncThrowingStream<SessionEvent, Error>.Continuation
     ) {
         self.client = client
-        let core = client.core
-        self.id = id
+        self.link = link
         self.parameters = parameters
         self.stream = stream
-        self.flow = flow
-        continuation.onTermination = { [core, id] reason in
-            if case .cancelled = reason { core.cancel(id) }
+        continuation.onTermination = { [link] reason in
+            if case .cancelled = reason { link.cancel() }
         }
     }
 
-    deinit { core.cancel(id) }
+    deinit { link.cancel() }
 
     /// Ends the session (CANCEL). Iteration then finishes without an error.
-    public func cancel() { core.cancel(id) }
+    public func cancel() { link.cancel() }
 
     fileprivate func consumed(_ event: SessionEvent) -> Bool {
         guard case .clipEnded = event else { return false }
-        let (pull, done) = flow.clipConsumed()
-        if done {
+        if link.clipConsumed() {
             complete.withLock { $0 = true }
-            core.cancel(id)
             return true
         }
-        if pull > 0 { core.pull(id, credits: pull) }
         return false
     }
 

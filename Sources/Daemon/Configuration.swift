@@ -64,6 +64,18 @@ public struct DaemonConfiguration: Sendable {
     public var lingerMs = 2_000
     /// Shared secret clients must send in HELLO; nil: none required.
     public var token: [UInt8]? = nil
+    /// Sessions may ask for continuations (OPEN_SESSION `resumable`) and resume from one
+    /// (docs/DAEMON.md, "Resumable sessions"). Off: `resumable` is answered with false and a
+    /// continuation is rejected with FAILED_PRECONDITION.
+    public var resumableSessions = true
+    /// Largest continuation this server issues or accepts, bytes. A session whose state would
+    /// not fit (a large model's DSG records) gets `resumable` false in SESSION_OPENED.
+    public var maxContinuationBytes = 8 << 20
+    /// Key of the continuations' HMAC-SHA256; every node that should resume the others' streams
+    /// needs the same. nil: an empty key, so a continuation is checked for corruption and
+    /// tampering but could be forged by a client (which can then do no more than a crafted
+    /// OPEN_SESSION: every field is validated like one).
+    public var continuationKey: [UInt8]? = nil
     /// SO_SNDBUF for accepted sockets (bytes); nil: the system's default and autotuning.
     public var socketSendBuffer: Int? = nil
     public var sessionDefaults = SessionDefaults()
@@ -151,6 +163,9 @@ public struct DaemonConfiguration: Sendable {
         ("socket_send_buffer", "SO_SNDBUF of accepted sockets, bytes (default: system)"),
         ("token", "shared secret clients must send (default: none)"),
         ("token_file", "read the shared secret from this file (first line)"),
+        ("resumable_sessions", "sessions may ask for continuations and resume from one (default true)"),
+        ("max_continuation_bytes", "largest continuation issued or accepted, bytes (default 8388608)"),
+        ("continuation_key_file", "HMAC key of continuations, shared by the nodes that resume each other's streams (default: none, an empty key)"),
         ("default_steps", "steps when a session names none (default \(GenerationDefaults.standardSteps))"),
         (
             "default_guidance",
@@ -245,6 +260,14 @@ public struct DaemonConfiguration: Sendable {
                   !first.isEmpty, first.utf8.count <= ProtocolLimits.maxTokenBytes
             else { throw ConfigurationError(message: "`token_file`: cannot read a token of 1...256 bytes from \(value)") }
             token = Array(first.utf8)
+        case "resumable_sessions": resumableSessions = try bool()
+        case "max_continuation_bytes": maxContinuationBytes = try int(1024...ProtocolLimits.maxContinuationBytes)
+        case "continuation_key_file":
+            // The whole file is the key (binary allowed), as `openssl rand 32 > key` writes it.
+            guard let data = FileManager.default.contents(atPath: value), (16...4096).contains(data.count) else {
+                throw ConfigurationError(message: "`continuation_key_file`: cannot read a key of 16...4096 bytes from \(value)")
+            }
+            continuationKey = Array(data)
         case "default_steps": sessionDefaults.steps = try u32(1...ProtocolLimits.maxSteps)
         case "default_guidance": sessionDefaults.guidance = try double(0...ProtocolLimits.maxGuidance)
         case "default_frames_per_clip": sessionDefaults.framesPerClip = try u32(1...ProtocolLimits.maxFramesPerClip)

@@ -69,13 +69,15 @@ final class Session {
     var clipStartedNs: UInt64 = 0
     var framesThisClip = 0
 
-    init(key: UInt64, id: UInt32, connection: Connection, resolved: ResolvedSession) {
+    init(key: UInt64, id: UInt32, connection: Connection, resolved: ResolvedSession, sealer: ContinuationSealer?) {
         self.key = key
         self.id = id
         self.connection = connection
-        generator = SessionGenerator(stream: resolved.stream, compression: resolved.compression)
+        generator = SessionGenerator(stream: resolved.stream, compression: resolved.compression, sealer: sealer)
         opened = resolved.opened
         plan = resolved.plan
         credits = resolved.initialCredits
+        clipIndex = resolved.firstClipIndex
+        nextFrameNumber = resolved.firstFrameNumber
     }
 }

@@ -27,6 +27,7 @@ public final class DaemonMetrics: Sendable {
 
     let connectionsAccepted: Counter
     let sessionsOpened: Counter
+    let sessionsResumed: Counter
     let clipsServed: Counter
     let framesServed: Counter
     let workerBusySeconds: Counter
@@ -53,6 +54,8 @@ public final class DaemonMetrics: Sendable {
         connectionsAccepted = r.makeCounter(
             descriptor: name("connections_accepted", "total", "TCP connections accepted on the protocol port, refused ones included"))
         sessionsOpened = r.makeCounter(descriptor: name("sessions_opened", "total", "Sessions opened (SESSION_OPENED sent)"))
+        sessionsResumed = r.makeCounter(
+            descriptor: name("sessions_resumed", "total", "Sessions opened from a continuation (included in sessions_opened)"))
         clipsServed = r.makeCounter(descriptor: name("clips_served", "total", "Clips delivered to a client: CLIP_END sent"))
         framesServed = r.makeCounter(descriptor: name("frames_served", "total", "FRAME messages queued for a client"))
         workerBusySeconds = r.makeCounter(

@@ -10,6 +10,8 @@ public struct GenerationEngine: Sendable {
     public let registry: StrategyRegistry
     /// Announced in ServerInfo (≤ 256 bytes).
     public let modelName: String
+    /// Tells this model folder from any other (continuations carry it; `ModelFingerprint`).
+    let modelFingerprint: [UInt8]
 
     public init(pipeline: TextToVideoPipeline, registry: StrategyRegistry = .builtIn(), modelName: String? = nil) {
         self.pipeline = pipeline
@@ -18,6 +20,7 @@ public struct GenerationEngine: Sendable {
         // `…/tiny-lpb2/model` reads better as `tiny-lpb2`.
         let fallback = dir.lastPathComponent == "model" ? dir.deletingLastPathComponent().lastPathComponent : dir.lastPathComponent
         self.modelName = clippedUTF8(modelName ?? fallback, maxBytes: ProtocolLimits.maxModelNameBytes)
+        modelFingerprint = ModelFingerprint.compute(dir)
     }
 
     /// Loads a diffusers model folder.
@@ -87,6 +90,11 @@ struct ResolvedSession {
     var promptFrames: Int
     /// Whether a strategy of the chain decides emission itself (then CLIP_START's count is an upper bound).
     var strategyDecidesEmission: Bool
+    /// Every effective parameter as an OPEN_SESSION (what a continuation carries).
+    var effectiveRequest: OpenSession
+    /// The first clip's index and frame number: 0, or where a continuation left off.
+    var firstClipIndex: UInt32 = 0
+    var firstFrameNumber: UInt64 = 0
 
     var plan: EmissionPlan {
         EmissionPlan(frames: Int(opened.framesPerClip), emission: emission, promptFrames: promptFrames, strategyDecides: strategyDecidesEmission)
@@ -233,8 +241,51 @@ extension GenerationEngine {
             strategies: effective, webpQuality: quality, webpLossless: lossless,
             promptTokens: UInt32(pipeline.tokenizer.tokenize(r.prompt).count),
             promptFrames: UInt32(promptFrames), emission: effectiveEmission == .all ? .all : .new)
+        var request = OpenSession(
+            prompt: r.prompt, negativePrompt: negative, seed: c.seed, steps: steps, guidance: guidance, framesPerClip: frames,
+            width: width, height: height, fps: fps, strategies: effective, webpQuality: quality, webpLossless: lossless,
+            promptFrames: UInt32(promptFrames), emission: effectiveEmission == .all ? .all : .new)
+        request.noiseGenerator = r.noiseGenerator ?? .vidrd
         return ResolvedSession(
             opened: opened, stream: stream, compression: lossless ? .lossless : .lossy(quality: Float(quality)),
-            initialCredits: credits, emission: effectiveEmission, promptFrames: promptFrames, strategyDecidesEmission: decides)
+            initialCredits: credits, emission: effectiveEmission, promptFrames: promptFrames, strategyDecidesEmission: decides,
+            effectiveRequest: request)
+    }
+
+    /// Resumes the stream of a continuation (OPEN_SESSION tag 19): checks its seal and model,
+    /// resolves its parameters under this server's limits like any request, and restores the
+    /// stream's state. What the token holds decides; the request may only repeat it.
+    func resume(
+        _ r: OpenSession, token: [UInt8], limits: ServerLimits, defaults: DaemonConfiguration.SessionDefaults,
+        key: [UInt8], maxBytes: Int
+    ) throws(SessionRejection) -> ResolvedSession {
+        let c = try Continuation.open(token, key: key, maxBytes: maxBytes)
+        guard c.model == modelFingerprint else {
+            throw SessionRejection(
+                .failedPrecondition,
+                "continuation is for another model (fingerprint \(ModelFingerprint.short(c.model)); this server's \(modelName) is \(ModelFingerprint.short(modelFingerprint)))")
+        }
+        if let why = Continuation.mismatch(request: r, token: c.request) { throw SessionRejection(.invalidArgument, why) }
+        var request = c.request
+        request.initialCredits = r.initialCredits
+        request.resumable = r.resumable
+        var resolved: ResolvedSession
+        do {
+            resolved = try resolve(request, limits: limits, defaults: defaults)
+        } catch {
+            // The request was valid where it was made: this server differs (limits, strategies).
+            throw SessionRejection(.failedPrecondition, "continuation cannot be resumed here: \(error.message)")
+        }
+        do {
+            try resolved.stream.restoreState(c.state)
+        } catch {
+            throw SessionRejection(.failedPrecondition, "continuation cannot be resumed here: its stream state: \(error)")
+        }
+        guard resolved.stream.clipIndex == Int(c.nextClipIndex), resolved.stream.framesEmitted == Int64(c.nextFrameNumber) else {
+            throw SessionRejection(.invalidArgument, "continuation: its stream state is at clip \(resolved.stream.clipIndex), its header says \(c.nextClipIndex)")
+        }
+        resolved.firstClipIndex = c.nextClipIndex
+        resolved.firstFrameNumber = c.nextFrameNumber
+        return resolved
     }
 }

@@ -139,27 +139,77 @@ extension ServerStateMachine {
         guard sessions.count < Int(limits.maxSessions) else {
             return reject(.resourceExhausted, "the server has \(sessions.count) sessions; max_sessions = \(limits.maxSessions)")
         }
-        let resolved: ResolvedSession
+        var resolved: ResolvedSession
         do {
-            resolved = try engine.resolve(request, limits: limits, defaults: configuration.sessionDefaults)
+            if let token = request.continuation {
+                guard configuration.resumableSessions else {
+                    return reject(.failedPrecondition, "this server does not resume sessions (resumable_sessions = false)")
+                }
+                resolved = try engine.resume(
+                    request, token: token, limits: limits, defaults: configuration.sessionDefaults,
+                    key: configuration.continuationKey ?? [], maxBytes: configuration.maxContinuationBytes)
+            } else {
+                resolved = try engine.resolve(request, limits: limits, defaults: configuration.sessionDefaults)
+            }
         } catch {
             return reject(error.code, error.message)
         }
-        let s = Session(key: nextSessionKey, id: id, connection: conn, resolved: resolved)
+        var sealer: ContinuationSealer?
+        if request.resumable == true {
+            switch resumability(resolved, conn) {
+            case .success(let s):
+                do {
+                    resolved.opened.continuation = try s.seal(resolved.stream)
+                    sealer = s
+                    resolved.opened.resumable = true
+                } catch {
+                    resolved.opened.resumable = false
+                    logger.error("session not resumable", metadata: ["conn": "\(conn.id)", "session": "\(id)", "reason": "\(error)"])
+                }
+            case .failure(let why):
+                resolved.opened.resumable = false
+                logger.info("session not resumable", metadata: ["conn": "\(conn.id)", "session": "\(id)", "reason": "\(why.message)"])
+            }
+        }
+        let s = Session(key: nextSessionKey, id: id, connection: conn, resolved: resolved, sealer: sealer)
         nextSessionKey += 1
         sessions[s.key] = s
         ring.append(s.key)
         conn.open[id] = s
         metrics.sessionsOpened.increment()
+        if request.continuation != nil { metrics.sessionsResumed.increment() }
         logger.info(
-            "session opened",
+            request.continuation == nil ? "session opened" : "session resumed",
             metadata: [
                 "conn": "\(conn.id)", "session": "\(id)", "seed": "\(s.opened.seed)", "steps": "\(s.opened.steps)",
+                "clip": "\(s.clipIndex)", "resumable": "\(s.opened.resumable ?? false)",
                 "size": "\(s.opened.width)x\(s.opened.height)x\(s.opened.framesPerClip)",
                 "chain": "\(s.opened.strategies.map(\.name).joined(separator: ","))",
             ])
         send(conn, .sessionOpened(s.opened), stream: id)
         schedule()
+    }
+
+    struct NotResumable: Error { var message: String }
+
+    /// Whether a session's continuations can be made and carried: the server allows them, the
+    /// stream's state can be saved (no C plugin, no custom noise source), and a token of its
+    /// state's bound fits max_continuation_bytes, the client's max_payload (in CLIP_END) and
+    /// this server's (in the OPEN_SESSION that presents it, next to a prompt of the largest size).
+    private func resumability(_ r: ResolvedSession, _ conn: Connection) -> Result<ContinuationSealer, NotResumable> {
+        guard configuration.resumableSessions else { return .failure(NotResumable(message: "resumable_sessions = false")) }
+        if let why = r.stream.resumeObstacle { return .failure(NotResumable(message: why)) }
+        let requestBytes = WireCodec.encodePayload(.openSession(r.effectiveRequest)).count
+        let bound = Continuation.fixedBytes + requestBytes + r.stream.savedStateSizeBound
+        let clipEndRoom = conn.encoder.maxPayload - 256
+        let openRoom = Int(limits.maxPayload) - 2 * Int(limits.maxPromptBytes) - 16_384
+        let limit = min(configuration.maxContinuationBytes, clipEndRoom, openRoom)
+        guard bound <= limit else {
+            return .failure(NotResumable(message: "its continuation may reach \(bound) bytes, over the \(limit) that max_continuation_bytes and max_payload allow"))
+        }
+        return .success(
+            ContinuationSealer(
+                key: configuration.continuationKey ?? [], model: engine.modelFingerprint, request: r.effectiveRequest, maxBytes: limit))
     }
 
     /// Ends a session for the protocol: sends its last frame (a non-fatal ERROR) when `code` is
@@ -263,17 +313,15 @@ extension ServerStateMachine {
 
     private func finished(_ s: Session, _ outcome: ClipOutcome) {
         switch outcome {
-        case .done(let frames, let queue, let denoise, let decode, let encode):
+        case .done(let frames, let queue, let denoise, let decode, let encode, let continuation):
             clipsGenerated += 1
             guard !s.ended else { return free(s) }
             let total = (nowNs &- s.clipStartedNs) / 1000
-            send(
-                s.connection,
-                .clipEnd(
-                    ClipEnd(
-                        clipIndex: s.clipIndex, firstFrameNumber: s.nextFrameNumber, frameCount: UInt32(s.framesThisClip),
-                        queueMicros: queue, denoiseMicros: denoise, decodeMicros: decode, encodeMicros: encode, totalMicros: total)),
-                stream: s.id)
+            var end = ClipEnd(
+                clipIndex: s.clipIndex, firstFrameNumber: s.nextFrameNumber, frameCount: UInt32(s.framesThisClip),
+                queueMicros: queue, denoiseMicros: denoise, decodeMicros: decode, encodeMicros: encode, totalMicros: total)
+            end.continuation = continuation
+            send(s.connection, .clipEnd(end), stream: s.id)
             metrics.clipsServed.increment()
             metrics.clipSeconds.record(Double(total) / 1e6)
             logger.debug(

@@ -14,10 +14,37 @@ final class SessionGenerator: @unchecked Sendable {
     /// The session's fair-queuing finish tag between clips (the step scheduler's, kept here
     /// while no clip is in flight so the session's history counts across clips).
     var finishTag: UInt64 = 0
+    /// Seals a continuation after every clip (sessions that asked for them); nil: none.
+    let sealer: ContinuationSealer?
 
-    init(stream: VideoStream, compression: WebPCompression) {
+    init(stream: VideoStream, compression: WebPCompression, sealer: ContinuationSealer? = nil) {
         self.stream = stream
         self.compression = compression
+        self.sealer = sealer
+    }
+}
+
+/// What a resumable session's continuations are made of besides its stream's state.
+struct ContinuationSealer: Sendable {
+    let key: [UInt8]
+    let model: [UInt8]
+    /// The effective parameters (no credits, no continuation).
+    let request: OpenSession
+    /// What fits both CLIP_END in the client's max_payload and OPEN_SESSION in the server's.
+    let maxBytes: Int
+
+    /// The token for going on after the stream's last clip. Sessions are only made resumable when
+    /// their state's bound fits `maxBytes` (ServerStateMachine.resumability), so an overrun is a
+    /// bug in a bound and fails the clip rather than sending a token the peer cannot take.
+    func seal(_ stream: VideoStream) throws -> [UInt8] {
+        let token = Continuation(
+            model: model, nextClipIndex: UInt32(stream.clipIndex), nextFrameNumber: UInt64(stream.framesEmitted),
+            request: request, state: try stream.saveState()
+        ).seal(key: key)
+        guard token.count <= maxBytes else {
+            throw PluginError.invalidConfiguration("continuation of \(token.count) bytes exceeds its bound of \(maxBytes)")
+        }
+        return token
     }
 }
 
@@ -34,7 +61,7 @@ struct ClipJob: Sendable {
 
 /// How a clip job ended.
 enum ClipOutcome: Sendable {
-    case done(frames: Int, queueMicros: UInt64, denoiseMicros: UInt64, decodeMicros: UInt64, encodeMicros: UInt64)
+    case done(frames: Int, queueMicros: UInt64, denoiseMicros: UInt64, decodeMicros: UInt64, encodeMicros: UInt64, continuation: [UInt8]? = nil)
     case cancelled
     case failed(StatusCode, String)
 }
@@ -128,12 +155,20 @@ enum ClipRunner {
                 post(.frame(session: key, bytes: bytes))
             }
             let done = MonotonicClock.nanoseconds
+            let continuation: [UInt8]?
+            do {
+                continuation = try gen.sealer.map { try $0.seal(gen.stream) }
+            } catch {
+                post(.finished(session: key, .failed(.internal, "clip \(job.clipIndex): no continuation: \(error)")))
+                return
+            }
             post(
                 .finished(
                     session: key,
                     .done(
                         frames: n, queueMicros: queueMicros, denoiseMicros: (lastStep &- started) / 1000,
-                        decodeMicros: (decoded &- lastStep) / 1000, encodeMicros: (done &- decoded) / 1000)))
+                        decodeMicros: (decoded &- lastStep) / 1000, encodeMicros: (done &- decoded) / 1000,
+                        continuation: continuation)))
         } catch ModelError.cancelled {
             post(.finished(session: key, .cancelled))
         } catch {

@@ -95,6 +95,8 @@ public enum WireCodec {
             if let v = m.promptFrames { w.u32(15, v) }
             if let v = m.emission { w.u8(16, v.rawValue) }
             if let v = m.noiseGenerator { w.u8(17, v.rawValue) }
+            if let v = m.resumable { w.bool(18, v) }
+            if let v = m.continuation { w.raw(19, v) }
         case .sessionOpened(let m):
             w.u64(3, m.seed)
             w.u32(4, m.steps)
@@ -109,6 +111,8 @@ public enum WireCodec {
             if let v = m.promptTokens { w.u32(14, v) }
             if let v = m.promptFrames { w.u32(15, v) }
             if let v = m.emission { w.u8(16, v.rawValue) }
+            if let v = m.resumable { w.bool(17, v) }
+            if let v = m.continuation { w.raw(18, v) }
         case .pull(let credits):
             w.u32(1, credits)
         case .clipStart(let m):
@@ -138,6 +142,7 @@ public enum WireCodec {
             w.u64(6, m.decodeMicros)
             w.u64(7, m.encodeMicros)
             w.u64(8, m.totalMicros)
+            if let v = m.continuation { w.raw(9, v) }
         }
         return w.bytes
     }
@@ -321,10 +326,14 @@ public enum WireCodec {
                 case 2:
                     try r.once(f, "negative_prompt")
                     m.negativePrompt = try r.string(f, "negative_prompt", max: ProtocolLimits.maxPromptBytes)
-                case 3...12, 15, 16: try readSessionParameter(&r, f, into: &m)
+                case 3...12, 15...17: try readSessionParameter(&r, f, into: &m)
                 case 13:
                     try r.once(f, "initial_credits")
                     m.initialCredits = try r.u32(f, "initial_credits", in: 0...ProtocolLimits.maxCredits)
+                case 18: try r.once(f, "resumable"); m.resumable = try r.bool(f, "resumable")
+                case 19:
+                    try r.once(f, "continuation")
+                    m.continuation = try r.bytes(f, "continuation", min: 1, max: ProtocolLimits.maxContinuationBytes)
                 default: continue
                 }
             }
@@ -335,10 +344,16 @@ public enum WireCodec {
         case .sessionOpened:
             var m = OpenSession(prompt: "")
             var tokens: UInt32?
+            var resumable: Bool?
+            var continuation: [UInt8]?
             while let f = try r.next() {
                 switch f.tag {
                 case 3...12, 15, 16: try readSessionParameter(&r, f, into: &m)
                 case 14: try r.once(f, "prompt_tokens"); tokens = try r.u32(f, "prompt_tokens")
+                case 17: try r.once(f, "resumable"); resumable = try r.bool(f, "resumable")
+                case 18:
+                    try r.once(f, "continuation")
+                    continuation = try r.bytes(f, "continuation", min: 1, max: ProtocolLimits.maxContinuationBytes)
                 default: continue
                 }
             }
@@ -352,11 +367,13 @@ public enum WireCodec {
             guard let chain = m.strategies else { throw r.missing(10, "chain") }
             guard let quality = m.webpQuality else { throw r.missing(11, "webp_quality") }
             guard let lossless = m.webpLossless else { throw r.missing(12, "webp_lossless") }
-            return .sessionOpened(
-                SessionOpened(
-                    seed: seed, steps: steps, guidance: guidance, framesPerClip: fpc, width: width, height: height,
-                    fps: fps, strategies: chain, webpQuality: quality, webpLossless: lossless, promptTokens: tokens,
-                    promptFrames: m.promptFrames, emission: m.emission))
+            var opened = SessionOpened(
+                seed: seed, steps: steps, guidance: guidance, framesPerClip: fpc, width: width, height: height,
+                fps: fps, strategies: chain, webpQuality: quality, webpLossless: lossless, promptTokens: tokens,
+                promptFrames: m.promptFrames, emission: m.emission)
+            opened.resumable = resumable
+            opened.continuation = continuation
+            return .sessionOpened(opened)
 
         case .pull:
             var credits: UInt32?
@@ -423,6 +440,7 @@ public enum WireCodec {
         case .clipEnd:
             var clip: UInt32?, first: UInt64?, count: UInt32?
             var t = [UInt64?](repeating: nil, count: 5)
+            var continuation: [UInt8]?
             let names = ["queue_us", "denoise_us", "decode_us", "encode_us", "total_us"]
             while let f = try r.next() {
                 switch f.tag {
@@ -433,6 +451,9 @@ public enum WireCodec {
                     let name = names[Int(f.tag) - 4]
                     try r.once(f, name)
                     t[Int(f.tag) - 4] = try r.u64(f, name)
+                case 9:
+                    try r.once(f, "continuation")
+                    continuation = try r.bytes(f, "continuation", min: 1, max: ProtocolLimits.maxContinuationBytes)
                 default: continue
                 }
             }
@@ -440,10 +461,11 @@ public enum WireCodec {
             guard let first else { throw r.missing(2, "first_frame_number") }
             guard let count else { throw r.missing(3, "frame_count") }
             for i in 0..<5 where t[i] == nil { throw r.missing(UInt16(i + 4), names[i]) }
-            return .clipEnd(
-                ClipEnd(
-                    clipIndex: clip, firstFrameNumber: first, frameCount: count, queueMicros: t[0]!,
-                    denoiseMicros: t[1]!, decodeMicros: t[2]!, encodeMicros: t[3]!, totalMicros: t[4]!))
+            var end = ClipEnd(
+                clipIndex: clip, firstFrameNumber: first, frameCount: count, queueMicros: t[0]!,
+                denoiseMicros: t[1]!, decodeMicros: t[2]!, encodeMicros: t[3]!, totalMicros: t[4]!)
+            end.continuation = continuation
+            return .clipEnd(end)
         }
     }
 

@@ -30,6 +30,8 @@ public enum ProtocolLimits {
     public static let maxDimension: UInt32 = 8192
     public static let maxFPS: Double = 240
     public static let maxCredits: UInt32 = 65_536
+    /// A continuation token (OPEN_SESSION tag 19, CLIP_END tag 9); the payload limit binds first.
+    public static let maxContinuationBytes = maxMaxPayload
 }
 
 /// Frame types of protocol version 1 (docs/PROTOCOL.md §5).

@@ -302,6 +302,14 @@ public struct OpenSession: Sendable, Hashable {
     /// Which generator turns `seed` into noise (tag 17); nil: the server's (vidrd's own). Set it
     /// after `init`, whose signature stays as it was for existing callers.
     public var noiseGenerator: NoiseGeneratorKind? = nil
+    /// Asks for a continuation with every CLIP_END (tag 18), so that the stream can be resumed on
+    /// this or another server after a drain or a crash; nil: false.
+    public var resumable: Bool? = nil
+    /// Resumes the stream a continuation token describes (tag 19, an opaque token from a
+    /// CLIP_END): the session continues with the clip after the one the token came with, with the
+    /// token's parameters. Fields of this request other than `initial_credits` and `resumable`
+    /// may be left out; those given must equal the token's (docs/PROTOCOL.md §8.8).
+    public var continuation: [UInt8]? = nil
 
     public init(
         prompt: String, negativePrompt: String? = nil, seed: UInt64? = nil, steps: UInt32? = nil,
@@ -349,6 +357,11 @@ public struct SessionOpened: Sendable, Hashable {
     public var promptFrames: UInt32?
     /// Which frames of each clip are sent (optional on the wire; vidrd sends it).
     public var emission: FrameEmission?
+    /// True when every CLIP_END of this session carries a continuation (tag 17); nil or false: none.
+    public var resumable: Bool? = nil
+    /// With `resumable`: the stream's state before its first clip here (tag 18), so that even a
+    /// session lost during that clip can be resumed (elsewhere) instead of opened anew.
+    public var continuation: [UInt8]? = nil
 
     public init(
         seed: UInt64, steps: UInt32, guidance: Double, framesPerClip: UInt32, width: UInt32, height: UInt32,
@@ -465,6 +478,9 @@ public struct ClipEnd: Sendable, Hashable {
     public var encodeMicros: UInt64
     /// CLIP_START to CLIP_END.
     public var totalMicros: UInt64
+    /// The stream's state after this clip, sealed by the server (tag 9; sessions opened with
+    /// `resumable`): present it in OPEN_SESSION to continue with the next clip.
+    public var continuation: [UInt8]? = nil
 
     public init(
         clipIndex: UInt32, firstFrameNumber: UInt64, frameCount: UInt32, queueMicros: UInt64 = 0,

@@ -162,7 +162,10 @@ struct TLVReader {
         return v
     }
 
-    func bytes(_ f: TLVField, _ name: String, max: Int) throws(ProtocolError) -> [UInt8] {
+    func bytes(_ f: TLVField, _ name: String, min: Int = 0, max: Int) throws(ProtocolError) -> [UInt8] {
+        guard f.range.count >= min else {
+            throw fail(.valueOutOfRange, "field \(name) is \(f.range.count) bytes, at least \(min) required")
+        }
         guard f.range.count <= max else {
             throw fail(.valueOutOfRange, "field \(name) is \(f.range.count) bytes, at most \(max) allowed")
         }

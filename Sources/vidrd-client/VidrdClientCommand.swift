@@ -207,6 +207,8 @@ struct Stream: AsyncParsableCommand {
     @Flag(help: "Lossless WebP.") var lossless = false
     @Option(help: "Stop after K clips (default: until Ctrl-C).") var clips: Int?
     @Option(help: "Clips granted ahead of playback.") var prefetch: UInt32 = 2
+    @Option(help: "Reconnections tried when the server drains or the connection breaks; the stream goes on from its continuation (0 = end with the error).")
+    var resumeAttempts = ResumePolicy().maxAttempts
     @Option(help: "Write numbered .webp frames into this folder.") var out: String?
     @Option(help: "Write one animated WebP to this file.") var webp: String?
     @Flag(help: "Write raw RGB24 frames to standard output.") var stdout = false
@@ -223,6 +225,7 @@ struct Stream: AsyncParsableCommand {
         if let emission, emission != "all" && emission != "new" { throw ValidationError("--emission must be all or new") }
         if noStrategies && strategy != nil { throw ValidationError("--strategy and --no-strategies exclude each other") }
         if prefetch < 1 { throw ValidationError("--prefetch must be at least 1") }
+        if resumeAttempts < 0 { throw ValidationError("--resume-attempts must be 0 or more") }
         if stdout && y4m == "-" { throw ValidationError("--stdout and --y4m - both write standard output; choose one") }
     }
 
@@ -257,7 +260,8 @@ struct Stream: AsyncParsableCommand {
         let client = await server.connect()
         let session: VidrdSession
         do {
-            session = try await client.openSession(request, prefetch: prefetch, maxClips: clips)
+            session = try await client.openSession(
+                request, prefetch: prefetch, maxClips: clips, resume: ResumePolicy(maxAttempts: resumeAttempts))
         } catch let e as VidrdError {
             fail("\(e)", Exit.code(for: e))
         }
@@ -348,6 +352,9 @@ struct Stream: AsyncParsableCommand {
                     format: "%d clips, %d frames in %.2f s (%.2f frames/s), first frame after %.2f s, longest wait between frames %.2f s\n",
                     stats.clips, stats.frames, elapsed, Double(stats.frames) / max(elapsed, 1e-9), stats.firstFrame ?? 0,
                     stats.longestGap).utf8))
+                if session.resumptions > 0 {
+                    FileHandle.standardError.write(Data("resumed \(session.resumptions) time\(session.resumptions == 1 ? "" : "s") from a continuation\n".utf8))
+                }
             }
         case .failure(let e):
             fail("\(e)", Exit.code(for: e))

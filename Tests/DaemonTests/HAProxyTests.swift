@@ -257,7 +257,8 @@ extension DaemonSuite {
             let client = try await VidrdClient.connect(host: "127.0.0.1", port: frontend)
             let hungName = client.serverInfo.serverName
             let hung = try #require(processes[hungName == "node1" ? 0 : 1].process as Process?)
-            let long = try await client.openSession(Fixture.request("a long clip", seed: 8, steps: 1000), maxClips: 1)
+            // Not resuming, so that the cut itself ends the stream (ResumeHAProxyTests resume across one).
+            let long = try await client.openSession(Fixture.request("a long clip", seed: 8, steps: 1000), maxClips: 1, resume: .disabled)
             var events = long.makeAsyncIterator()
             while let e = try await events.next() {
                 if case .progress = e { break }

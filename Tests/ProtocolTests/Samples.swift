@@ -67,6 +67,7 @@ enum Samples {
                     strategies: [fnr, StrategySpec(name: "dsg", params: [StrategyParam("on", .bool(false)), StrategyParam("s", .string(""))])],
                     webpQuality: 100, webpLossless: true, initialCredits: 65536, promptFrames: 4, emission: .new))),
         Envelope(stream: 4, message: .openSession(OpenSession(prompt: "y", promptFrames: 0, emission: .all))),
+        Envelope(stream: 5, message: .openSession(resuming)),
         Envelope(stream: 3, message: .openSession(OpenSession(prompt: "x", strategies: []))),
         Envelope(
             stream: .max,
@@ -81,6 +82,7 @@ enum Samples {
                 SessionOpened(
                     seed: 0, steps: 1, guidance: 0, framesPerClip: 1, width: 1, height: 1, fps: 240, strategies: [],
                     webpQuality: 0, webpLossless: true))),
+        Envelope(stream: 2, message: .sessionOpened(resumableOpened)),
         Envelope(stream: 1, message: .pull(credits: 1)),
         Envelope(stream: 1, message: .pull(credits: 65536)),
         Envelope(stream: 1, message: .cancel),
@@ -95,7 +97,32 @@ enum Samples {
                 ClipEnd(
                     clipIndex: 0, firstFrameNumber: 0, frameCount: 16, queueMicros: 1, denoiseMicros: 2_000_000,
                     decodeMicros: 300_000, encodeMicros: 40_000, totalMicros: 2_340_001))),
+        Envelope(stream: 3, message: .clipEnd(clipEndWithContinuation)),
     ]
+
+    /// The resumable-session fields (§8.8): every one set, and the noise generator (tag 17).
+    static var resuming: OpenSession {
+        var m = OpenSession(prompt: "z", seed: 3)
+        m.noiseGenerator = .torchReuseAndDiffuse
+        m.resumable = true
+        m.continuation = [0x56, 0x52, 0x44, 0x43] + [UInt8](repeating: 0xA5, count: 300)
+        return m
+    }
+
+    static var resumableOpened: SessionOpened {
+        var m = SessionOpened(
+            seed: 1, steps: 2, guidance: 3, framesPerClip: 4, width: 8, height: 8, fps: 8, strategies: [], webpQuality: 80,
+            webpLossless: false)
+        m.resumable = true
+        m.continuation = [1, 2, 3]
+        return m
+    }
+
+    static var clipEndWithContinuation: ClipEnd {
+        var m = ClipEnd(clipIndex: 9, firstFrameNumber: 144, frameCount: 16)
+        m.continuation = Array(0...255).map(UInt8.init)
+        return m
+    }
 
     /// Messages the server sends (decoded by a client), and those the client sends.
     static var serverSent: [Envelope] { all.filter { $0.message.frameType.sender != .client } }
