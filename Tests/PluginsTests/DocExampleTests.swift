@@ -64,6 +64,26 @@ func streamThreeClips(pipeline: TextToVideoPipeline) throws -> [EmittedClip] {
 }
 // docs:end
 
+// docs:resume:begin
+/// Opting in to `VideoStream.saveState`: the step magnitudes are the strategy's only state.
+extension DecayingPNS: ResumableStrategy {
+    static var stateFormatVersion: UInt32 { 1 }
+
+    func saveState(into writer: inout StateWriter) { writer.f32Array(stepMagnitudes) }
+
+    mutating func restoreState(from reader: inout StateReader, shape: ClipShape) throws {
+        // Empty before the first clip, one value per step after it; nothing else is accepted.
+        let m = try reader.f32Array("pns_decay step magnitudes", max: shape.steps)
+        guard m.isEmpty || m.count == shape.steps else {
+            throw StateCodingError("pns_decay: \(m.count) step magnitudes for \(shape.steps) steps")
+        }
+        stepMagnitudes = m
+    }
+
+    func stateSizeBound(shape: ClipShape) -> Int { StateWriter.f32ArraySize(shape.steps) }
+}
+// docs:resume:end
+
 @Suite struct DocExampleTests {
     @Test func workedExampleRunsOnTheToyBackend() throws {
         // The same registry and chain as the doc, on the toy denoiser (the doc runs the real model).
@@ -83,5 +103,13 @@ func streamThreeClips(pipeline: TextToVideoPipeline) throws -> [EmittedClip] {
         let expected = zip(c0.initialNoise.latentFrame(0), c1.noiseDraw.latentFrame(5)).map { wp * $0 + wf * $1 }
         let got = c1.initialNoise.latentFrame(5)
         #expect(zip(got, expected).allSatisfy { abs($0 - $1) < 1e-6 })
+
+        // The doc's ResumableStrategy conformance: a restored stream continues bit for bit.
+        #expect(stream.resumeObstacle == nil)
+        var restored = try VideoStream(backend: ToyBackend(), configuration: config, registry: registry)
+        try restored.restoreState(try stream.saveState())
+        let (a2, b2) = (try stream.nextClip(), try restored.nextClip())
+        #expect(a2.frames.scalars.map(\.bitPattern) == b2.frames.scalars.map(\.bitPattern))
+        #expect(a2.latents.scalars.map(\.bitPattern) == b2.latents.scalars.map(\.bitPattern))
     }
 }

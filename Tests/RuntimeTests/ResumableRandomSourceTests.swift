@@ -124,6 +124,10 @@ import Testing
         }
         var wrong = StateReader(w.bytes)
         #expect(throws: StateCodingError("values count is 8, expected 7")) { try wrong.f32Array("values", count: 7) }
+        var bounded = StateReader(w.bytes)
+        #expect(throws: StateCodingError("values count is 8, at most 7 expected")) { try bounded.f32Array("values", max: 7, finite: false) }
+        var upTo = StateReader(w.bytes)
+        #expect(try upTo.f32Array("values", max: 9, finite: false).count == values.count)
         // A count far beyond the bytes is refused before anything is allocated.
         var huge = StateWriter()
         huge.u32(0xFFFF_FFFF)

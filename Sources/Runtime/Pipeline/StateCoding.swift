@@ -182,6 +182,22 @@ public struct StateReader: Sendable {
         return out
     }
 
+    /// At most `max` values, for state whose size varies (empty before the first clip, full after).
+    public mutating func f32Array(_ what: String, max: Int, finite: Bool = true) throws -> [Float] {
+        let n = try count(what, max: max)
+        let s = try take(4 * n, what)
+        var out: [Float] = []
+        out.reserveCapacity(n)
+        for i in 0..<n {
+            var v: UInt32 = 0
+            for k in 0..<4 { v |= UInt32(bytes[s + 4 * i + k]) << (8 * k) }
+            let x = Float(bitPattern: v)
+            if finite, !x.isFinite { throw StateCodingError("\(what): value \(i) is \(x), saved state holds finite values only") }
+            out.append(x)
+        }
+        return out
+    }
+
     /// Exactly `count` values.
     public mutating func u32Array(_ what: String, count expected: Int) throws -> [UInt32] {
         try count(what, expected: expected)
