@@ -135,6 +135,10 @@ struct ViolationTests {
             openSession { $0.u32(15, 1025) },
             openSession { $0.u8(16, 0) },
             openSession { $0.u8(16, 3) },
+            openSession { $0.u8(17, 0) },
+            openSession { $0.u8(17, 4) },
+            openSession { $0.u8(18, 2) },
+            openSession { $0.raw(19, []) },
         ]
         for bytes in bad {
             let e = violation(bytes)
