@@ -155,6 +155,44 @@ extension DaemonSuite {
             #expect(e.code == .failedPrecondition && e.message.contains("resumable_sessions"), "\(e)")
         }
 
+        @Test("ResumePolicy: waits double from initialBackoff up to maxBackoff, jitter shortens them by up to its share, retry_after_ms is a floor; drains and lost connections are resumable, rejections are not")
+        func policy() {
+            let p = ResumePolicy(maxAttempts: 5, initialBackoff: 0.1, maxBackoff: 0.5, jitter: 0.5)
+            #expect([1, 2, 3, 4, 5].map { p.delay(attempt: $0, retryAfterMs: nil, random: 0) } == [0.1, 0.2, 0.4, 0.5, 0.5])
+            #expect(p.delay(attempt: 2, retryAfterMs: nil, random: 1) == 0.1, "the full jitter halves a wait")
+            #expect(p.delay(attempt: 1, retryAfterMs: 2_000, random: 0.3) == 2, "the server's hint wins when longer")
+            #expect(ResumePolicy.isResumable(VidrdError(.server, .unavailable, "server shutting down")))
+            #expect(ResumePolicy.isResumable(VidrdError(.connectionClosed, .unavailable, "reset")))
+            #expect(ResumePolicy.isResumable(VidrdError(.connectionFailed, .unavailable, "refused")))
+            #expect(!ResumePolicy.isResumable(VidrdError(.server, .failedPrecondition, "another model")))
+            #expect(!ResumePolicy.isResumable(VidrdError(.server, .internal, "generation failed")))
+            #expect(!ResumePolicy.isResumable(VidrdError(.protocolViolation, .invalidArgument, "bad frame")))
+            #expect(ResumePolicy.disabled.maxAttempts == 0)
+        }
+
+        @Test("a drained daemon with nowhere to resume: after maxAttempts the session ends with the drain's UNAVAILABLE, saying why it was not bridged")
+        func givesUp() async throws {
+            let d = try Self.node()
+            let client = try await d.client()
+            let session = try await client.openSession(
+                Fixture.request(steps: 4), resume: ResumePolicy(maxAttempts: 2, initialBackoff: 0.01, maxBackoff: 0.02))
+            var clips = 0
+            var ended: VidrdError?
+            do {
+                for try await event in session {
+                    guard case .clipEnded = event else { continue }
+                    clips += 1
+                    if clips == 1 { d.daemon.shutdown() }
+                }
+            } catch let e as VidrdError {
+                ended = e
+            }
+            let e = try #require(ended)
+            #expect(e.kind == .server && e.code == .unavailable && e.message.contains("not resumed after 2 attempts"), "\(e)")
+            #expect(session.resumptions == 0)
+            d.daemon.wait()
+        }
+
         @Test("OPEN_SESSION's noise_generator reaches the session: torch noise gives other frames than vidrd's, reproducibly")
         func noiseGeneratorIsHonoured() async throws {
             let a = try Self.node()
