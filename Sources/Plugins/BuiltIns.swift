@@ -128,33 +128,10 @@ func weightedSum(_ a: Float, _ x: [Float], _ b: Float, _ y: [Float]) -> [Float] 
 // MARK: - Saved state
 
 /// The parameter-only built-ins hold nothing across clips: they save nothing.
-extension NoneStrategy: ResumableStrategy {
-    public static var stateFormatVersion: UInt32 { 1 }
-    public func saveState(into writer: inout StateWriter) {}
-    public mutating func restoreState(from reader: inout StateReader, shape: ClipShape) throws {}
-    public func stateSizeBound(shape: ClipShape) -> Int { 0 }
-}
-
-extension FNRStrategy: ResumableStrategy {
-    public static var stateFormatVersion: UInt32 { 1 }
-    public func saveState(into writer: inout StateWriter) {}
-    public mutating func restoreState(from reader: inout StateReader, shape: ClipShape) throws {}
-    public func stateSizeBound(shape: ClipShape) -> Int { 0 }
-}
-
-extension PNSStrategy: ResumableStrategy {
-    public static var stateFormatVersion: UInt32 { 1 }
-    public func saveState(into writer: inout StateWriter) {}
-    public mutating func restoreState(from reader: inout StateReader, shape: ClipShape) throws {}
-    public func stateSizeBound(shape: ClipShape) -> Int { 0 }
-}
-
-extension PYoCoStrategy: ResumableStrategy {
-    public static var stateFormatVersion: UInt32 { 1 }
-    public func saveState(into writer: inout StateWriter) {}
-    public mutating func restoreState(from reader: inout StateReader, shape: ClipShape) throws {}
-    public func stateSizeBound(shape: ClipShape) -> Int { 0 }
-}
+extension NoneStrategy: StatelessStrategy {}
+extension FNRStrategy: StatelessStrategy {}
+extension PNSStrategy: StatelessStrategy {}
+extension PYoCoStrategy: StatelessStrategy {}
 
 /// DSG carries the previous clip's recorded prompt-frame latents of every step (S × M frames);
 /// `recording` is always empty between clips, so only `previousSteps` is saved.

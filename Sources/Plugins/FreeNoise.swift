@@ -50,9 +50,4 @@ public struct FreeNoiseStrategy: NoiseStrategy {
 
 /// π comes from each clip's own draw and the reused noise from the stream's previous clip, so
 /// FreeNoise itself holds nothing across clips.
-extension FreeNoiseStrategy: ResumableStrategy {
-    public static var stateFormatVersion: UInt32 { 1 }
-    public func saveState(into writer: inout StateWriter) {}
-    public mutating func restoreState(from reader: inout StateReader, shape: ClipShape) throws {}
-    public func stateSizeBound(shape: ClipShape) -> Int { 0 }
-}
+extension FreeNoiseStrategy: StatelessStrategy {}

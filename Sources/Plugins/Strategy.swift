@@ -265,3 +265,15 @@ public protocol ResumableStrategy: NoiseStrategy {
     /// The most bytes `saveState` writes on a stream of `shape`.
     func stateSizeBound(shape: ClipShape) -> Int
 }
+
+/// A strategy that holds nothing across clips (whatever it needs comes from the clip's context,
+/// the previous clip's record included), declared as such: conforming is the opt-in to resuming,
+/// and the state it saves is empty.
+public protocol StatelessStrategy: ResumableStrategy {}
+
+extension StatelessStrategy {
+    public static var stateFormatVersion: UInt32 { 1 }
+    public func saveState(into writer: inout StateWriter) {}
+    public mutating func restoreState(from reader: inout StateReader, shape: ClipShape) throws {}
+    public func stateSizeBound(shape: ClipShape) -> Int { 0 }
+}
