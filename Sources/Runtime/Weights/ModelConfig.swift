@@ -15,13 +15,27 @@ public struct ModelConfig: Sendable {
         do {
             self.values = try JSONDecoder().decode([String: JSONValue].self, from: data)
         } catch {
-            throw ModelError.invalidConfig("\(path): not a JSON object (\(error))")
+            // Python's json writes non-finite floats as bare -Infinity/NaN (diffusers saves
+            // DPMSolverMultistepScheduler's lambda_min_clipped = -inf so), which strict JSON
+            // rejects; JSON5 accepts them. Strict first, so that ordinary files stay strict.
+            let lenient = JSONDecoder()
+            lenient.allowsJSON5 = true
+            guard let values = try? lenient.decode([String: JSONValue].self, from: data) else {
+                throw ModelError.invalidConfig("\(path): not a JSON object (\(error))")
+            }
+            self.values = values
         }
     }
 
     public func has(_ key: String) -> Bool {
         if let v = values[key], case .null = v { return false }
         return values[key] != nil
+    }
+
+    /// The raw value of a key, nil when absent or null.
+    func value(_ key: String) -> JSONValue? {
+        if let v = values[key], case .null = v { return nil }
+        return values[key]
     }
 
     private func fail(_ key: String, _ expected: String) -> ModelError {
