@@ -20,33 +20,28 @@ public struct DPMSolverMultistepScheduler: Sendable {
     public typealias Prediction = DDIMScheduler.Prediction
     public enum SolverType: String, Sendable { case midpoint, heun }
 
+    @dynamicMemberLookup
     public struct Configuration: Sendable, Equatable {
-        public var trainTimesteps = 1000
-        public var betaStart: Double = 0.0001
-        public var betaEnd: Double = 0.02
-        public var betaSchedule: BetaSchedule = .linear
-        /// diffusers' default for this scheduler is linspace (DDIM's is leading).
-        public var spacing: Spacing = .linspace
-        public var stepsOffset = 0
-        public var prediction: Prediction = .epsilon
+        /// Training schedule, timestep spacing and prediction type (shared with the other
+        /// sigma-based scheduler); read and written through this configuration's own names.
+        public var settings = ScheduleSettings()
         /// 1 or 2.
         public var solverOrder = 2
         public var solverType: SolverType = .midpoint
 
         public init() {}
 
+        public subscript<T>(dynamicMember field: WritableKeyPath<ScheduleSettings, T>) -> T {
+            get { settings[keyPath: field] }
+            set { settings[keyPath: field] = newValue }
+        }
+
         /// Reads a diffusers `scheduler_config.json`. As diffusers' `from_config` does, a config saved
         /// for another scheduler class (e.g. the model's DDIMScheduler one) is accepted and its
         /// foreign keys ignored; a DPM-Solver option this runtime does not implement is an error
         /// naming the key.
         public init(config c: ModelConfig) throws {
-            trainTimesteps = try c.int("num_train_timesteps", default: 1000)
-            betaStart = try c.double("beta_start", default: 0.0001)
-            betaEnd = try c.double("beta_end", default: 0.02)
-            betaSchedule = try c.betaSchedule()
-            spacing = try c.spacing(default: "linspace")
-            stepsOffset = try c.int("steps_offset", default: 0)
-            prediction = try c.prediction()
+            settings = try ScheduleSettings(config: c)
             solverOrder = try c.int("solver_order", default: 2)
             guard solverOrder == 1 || solverOrder == 2 else {
                 throw ModelError.unsupported("\(c.path): solver_order = \(solverOrder) (1 or 2 are implemented)")
@@ -69,11 +64,9 @@ public struct DPMSolverMultistepScheduler: Sendable {
             // -inf (diffusers' default) never clips; a finite value would shorten the schedule.
             try c.reject("lambda_min_clipped") { if case .number(let v) = $0 { return v == -.infinity } else { return false } }
             if c.has("variance_type") { throw ModelError.unsupported("\(c.path): variance_type") }
-            if c.has("trained_betas") { throw ModelError.unsupported("\(c.path): trained_betas") }
             // lower_order_final and euler_at_final only change the last step, which a zero final
             // sigma already makes first order, and the second-to-last, which only matters at
             // order 3: both are accepted and change nothing here.
-            guard trainTimesteps > 0 else { throw ModelError.invalidConfig("\(c.path): num_train_timesteps must be positive") }
         }
     }
 
@@ -88,8 +81,7 @@ public struct DPMSolverMultistepScheduler: Sendable {
         }
         guard c.trainTimesteps > 0 else { throw ModelError.invalidConfig("num_train_timesteps must be positive") }
         configuration = c
-        schedule = NoiseSchedule(trainTimesteps: c.trainTimesteps, betaStart: c.betaStart, betaEnd: c.betaEnd,
-                                 schedule: c.betaSchedule)
+        schedule = c.settings.noiseSchedule
     }
 
     public init(directory: URL) throws {
@@ -100,9 +92,7 @@ public struct DPMSolverMultistepScheduler: Sendable {
     /// Timesteps for `steps` inference steps, noisiest first (diffusers `set_timesteps`).
     public func timesteps(steps: Int) throws -> [Int] {
         let c = configuration, n = c.trainTimesteps
-        guard steps > 0, steps <= n else {
-            throw ModelError.invalidInput("steps must be in 1...\(n), got \(steps)")
-        }
+        try c.settings.validate(steps: steps)
         let t: [Int]
         switch c.spacing {
         case .linspace:
@@ -120,11 +110,7 @@ public struct DPMSolverMultistepScheduler: Sendable {
             let count = Int((Double(n) / ratio).rounded(.up))
             t = (0..<count).map { k in Int((Double(n) - Double(k) * ratio).rounded(.toNearestOrEven)) - 1 }
         }
-        // Too many steps for the spacing repeats a timestep (leading with steps + 1 > T gives all
-        // zeros); diffusers would then silently skip or repeat steps.
-        guard zip(t, t.dropFirst()).allSatisfy({ $0 > $1 }), let last = t.last, last >= 0 else {
-            throw ModelError.invalidInput("\(steps) steps give repeated timesteps with timestep_spacing \(c.spacing.rawValue)")
-        }
+        try c.settings.requireFalling(t, steps: steps)
         return t
     }
 

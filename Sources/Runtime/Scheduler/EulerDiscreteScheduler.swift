@@ -14,28 +14,23 @@ public struct EulerDiscreteScheduler: Sendable {
     public typealias Spacing = DDIMScheduler.Spacing
     public typealias Prediction = DDIMScheduler.Prediction
 
+    @dynamicMemberLookup
     public struct Configuration: Sendable, Equatable {
-        public var trainTimesteps = 1000
-        public var betaStart: Double = 0.0001
-        public var betaEnd: Double = 0.02
-        public var betaSchedule: BetaSchedule = .linear
-        /// diffusers' default for this scheduler is linspace.
-        public var spacing: Spacing = .linspace
-        public var stepsOffset = 0
-        public var prediction: Prediction = .epsilon
+        /// Training schedule, timestep spacing and prediction type (shared with the other
+        /// sigma-based scheduler); read and written through this configuration's own names.
+        public var settings = ScheduleSettings()
 
         public init() {}
+
+        public subscript<T>(dynamicMember field: WritableKeyPath<ScheduleSettings, T>) -> T {
+            get { settings[keyPath: field] }
+            set { settings[keyPath: field] = newValue }
+        }
 
         /// Reads a diffusers `scheduler_config.json`; like diffusers' `from_config`, a config saved
         /// for another class is accepted and its foreign keys ignored.
         public init(config c: ModelConfig) throws {
-            trainTimesteps = try c.int("num_train_timesteps", default: 1000)
-            betaStart = try c.double("beta_start", default: 0.0001)
-            betaEnd = try c.double("beta_end", default: 0.02)
-            betaSchedule = try c.betaSchedule()
-            spacing = try c.spacing(default: "linspace")
-            stepsOffset = try c.int("steps_offset", default: 0)
-            prediction = try c.prediction()
+            settings = try ScheduleSettings(config: c)
             let interpolation = try c.string("interpolation_type", default: "linear")
             guard interpolation == "linear" else { throw ModelError.unsupported("\(c.path): interpolation_type \(interpolation)") }
             let timestepType = try c.string("timestep_type", default: "discrete")
@@ -43,8 +38,6 @@ public struct EulerDiscreteScheduler: Sendable {
             let finalSigmas = try c.string("final_sigmas_type", default: "zero")
             guard finalSigmas == "zero" else { throw ModelError.unsupported("\(c.path): final_sigmas_type \(finalSigmas)") }
             try c.rejectTrue("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "rescale_betas_zero_snr")
-            if c.has("trained_betas") { throw ModelError.unsupported("\(c.path): trained_betas") }
-            guard trainTimesteps > 0 else { throw ModelError.invalidConfig("\(c.path): num_train_timesteps must be positive") }
         }
     }
 
@@ -56,8 +49,7 @@ public struct EulerDiscreteScheduler: Sendable {
     public init(configuration c: Configuration) throws {
         guard c.trainTimesteps > 0 else { throw ModelError.invalidConfig("num_train_timesteps must be positive") }
         configuration = c
-        schedule = NoiseSchedule(trainTimesteps: c.trainTimesteps, betaStart: c.betaStart, betaEnd: c.betaEnd,
-                                 schedule: c.betaSchedule)
+        schedule = c.settings.noiseSchedule
     }
 
     public init(directory: URL) throws {
@@ -69,9 +61,7 @@ public struct EulerDiscreteScheduler: Sendable {
     /// fp32 values diffusers computes in float64 and casts.
     public func timesteps(steps: Int) throws -> [Float] {
         let c = configuration, n = c.trainTimesteps
-        guard steps > 0, steps <= n else {
-            throw ModelError.invalidInput("steps must be in 1...\(n), got \(steps)")
-        }
+        try c.settings.validate(steps: steps)
         let t: [Double]
         switch c.spacing {
         case .linspace:
@@ -87,9 +77,7 @@ public struct EulerDiscreteScheduler: Sendable {
             t = (0..<count).map { k in (Double(n) - Double(k) * ratio).rounded(.toNearestOrEven) - 1 }
         }
         let f = t.map { Float($0) }
-        guard zip(f, f.dropFirst()).allSatisfy({ $0 > $1 }), let last = f.last, last >= 0 else {
-            throw ModelError.invalidInput("\(steps) steps give repeated timesteps with timestep_spacing \(c.spacing.rawValue)")
-        }
+        try c.settings.requireFalling(f, steps: steps)
         return f
     }
 

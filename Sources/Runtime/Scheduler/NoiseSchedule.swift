@@ -56,6 +56,53 @@ struct NoiseSchedule: Sendable, Equatable {
     }
 }
 
+/// The part of a sigma-based scheduler's configuration that DPM-Solver and Euler share: the
+/// training schedule, where the inference timesteps fall, and what the model predicts. Each
+/// scheduler's `Configuration` holds one and forwards its fields (`configuration.betaEnd`).
+public struct ScheduleSettings: Sendable, Equatable {
+    public var trainTimesteps = 1000
+    public var betaStart: Double = 0.0001
+    public var betaEnd: Double = 0.02
+    public var betaSchedule: DDIMScheduler.BetaSchedule = .linear
+    /// diffusers' default for these schedulers is linspace (DDIM's is leading).
+    public var spacing: DDIMScheduler.Spacing = .linspace
+    public var stepsOffset = 0
+    public var prediction: DDIMScheduler.Prediction = .epsilon
+
+    public init() {}
+
+    init(config c: ModelConfig) throws {
+        trainTimesteps = try c.int("num_train_timesteps", default: 1000)
+        betaStart = try c.double("beta_start", default: 0.0001)
+        betaEnd = try c.double("beta_end", default: 0.02)
+        betaSchedule = try c.betaSchedule()
+        spacing = try c.spacing(default: "linspace")
+        stepsOffset = try c.int("steps_offset", default: 0)
+        prediction = try c.prediction()
+        if c.has("trained_betas") { throw ModelError.unsupported("\(c.path): trained_betas") }
+        guard trainTimesteps > 0 else { throw ModelError.invalidConfig("\(c.path): num_train_timesteps must be positive") }
+    }
+
+    /// A step count the training schedule can place: 1...T.
+    func validate(steps: Int) throws {
+        guard steps > 0, steps <= trainTimesteps else {
+            throw ModelError.invalidInput("steps must be in 1...\(trainTimesteps), got \(steps)")
+        }
+    }
+
+    /// Too many steps for the spacing repeat a timestep (leading with steps + 1 > T gives all
+    /// zeros), which diffusers would silently skip or repeat: the timesteps must fall strictly.
+    func requireFalling<T: Comparable & SignedNumeric>(_ t: [T], steps: Int) throws {
+        guard zip(t, t.dropFirst()).allSatisfy({ $0 > $1 }), let last = t.last, last >= 0 else {
+            throw ModelError.invalidInput("\(steps) steps give repeated timesteps with timestep_spacing \(spacing.rawValue)")
+        }
+    }
+
+    var noiseSchedule: NoiseSchedule {
+        NoiseSchedule(trainTimesteps: trainTimesteps, betaStart: betaStart, betaEnd: betaEnd, schedule: betaSchedule)
+    }
+}
+
 extension ModelConfig {
     /// A key that diffusers supports but this runtime does not is an error naming the key, never
     /// a silent fallback: a scheduler that quietly ignored it would sample a different trajectory.
