@@ -77,7 +77,8 @@ final class Session {
         opened = resolved.opened
         plan = resolved.plan
         credits = resolved.initialCredits
-        clipIndex = resolved.firstClipIndex
-        nextFrameNumber = resolved.firstFrameNumber
+        // 0 for a new stream; where its continuation left off for a resumed one.
+        clipIndex = UInt32(resolved.stream.clipIndex)
+        nextFrameNumber = UInt64(resolved.stream.framesEmitted)
     }
 }

@@ -92,9 +92,6 @@ struct ResolvedSession {
     var strategyDecidesEmission: Bool
     /// Every effective parameter as an OPEN_SESSION (what a continuation carries).
     var effectiveRequest: OpenSession
-    /// The first clip's index and frame number: 0, or where a continuation left off.
-    var firstClipIndex: UInt32 = 0
-    var firstFrameNumber: UInt64 = 0
 
     var plan: EmissionPlan {
         EmissionPlan(frames: Int(opened.framesPerClip), emission: emission, promptFrames: promptFrames, strategyDecides: strategyDecidesEmission)
@@ -284,8 +281,6 @@ extension GenerationEngine {
         guard resolved.stream.clipIndex == Int(c.nextClipIndex), resolved.stream.framesEmitted == Int64(c.nextFrameNumber) else {
             throw SessionRejection(.invalidArgument, "continuation: its stream state is at clip \(resolved.stream.clipIndex), its header says \(c.nextClipIndex)")
         }
-        resolved.firstClipIndex = c.nextClipIndex
-        resolved.firstFrameNumber = c.nextFrameNumber
         return resolved
     }
 }

@@ -41,6 +41,25 @@ import Testing
 /// A sampling trajectory written by `tools/reference/make_scheduler_fixtures.py` (diffusers):
 /// per step count the timesteps, the sigmas and every step's latents under a fake model.
 struct SchedulerFixture {
+    /// Samples every run with `sample` (each step's latents, and optionally an error of its own
+    /// per step, such as Euler's scaled model input) and expects each step within
+    /// `schedulerTolerance` of diffusers'. Returns the worst relative error.
+    func expectEveryStepMatches(
+        _ name: String, _ sample: (Run) throws -> (latents: [Tensor], stepErrors: [Float]?)
+    ) throws -> Float {
+        var worst: Float = 0
+        for run in runs {
+            let (latents, stepErrors) = try sample(run)
+            try #require(latents.count == run.latents.count)
+            for (i, (x, ref)) in zip(latents, run.latents).enumerated() {
+                let err = Swift.max(relativeError(x, tensor(ref)), stepErrors?[i] ?? 0)
+                worst = Swift.max(worst, err)
+                #expect(err <= schedulerTolerance, "\(name) \(run.steps) steps, step \(i): relative error \(err)")
+            }
+        }
+        return worst
+    }
+
     struct Run {
         let steps: Int
         let timesteps: [Double]
@@ -156,15 +175,8 @@ func expectUnsupported(_ key: String, _ body: () throws -> Void) {
     func samplingLoopMatchesDiffusers(name: String) throws {
         let f = try SchedulerFixture(name)
         let s = try DPMSolverMultistepScheduler(directory: f.directory)
-        var worst: Float = 0
-        for run in f.runs {
-            let latents = try Self.sample(s, f, steps: run.steps, noise: f.noise)
-            try #require(latents.count == run.latents.count)
-            for (i, (x, ref)) in zip(latents, run.latents).enumerated() {
-                let err = relativeError(x, f.tensor(ref))
-                worst = Swift.max(worst, err)
-                #expect(err <= schedulerTolerance, "\(name) \(run.steps) steps, step \(i): relative error \(err)")
-            }
+        let worst = try f.expectEveryStepMatches(name) { run in
+            (try Self.sample(s, f, steps: run.steps, noise: f.noise), nil)
         }
         print("DPM-Solver parity \(name): worst relative error \(worst)")
     }
@@ -292,18 +304,12 @@ func expectUnsupported(_ key: String, _ body: () throws -> Void) {
     func samplingLoopMatchesDiffusers(name: String) throws {
         let f = try SchedulerFixture(name)
         let s = try EulerDiscreteScheduler(directory: f.directory)
-        var worst: Float = 0
-        for run in f.runs {
+        let worst = try f.expectEveryStepMatches(name) { run in
             var inputErrors: [Float] = []
             let latents = try Self.sample(s, f, steps: run.steps) { i, input in
                 inputErrors.append(relativeError(input, f.tensor(run.modelInputs[i])))
             }
-            try #require(latents.count == run.latents.count)
-            for (i, (x, ref)) in zip(latents, run.latents).enumerated() {
-                let err = Swift.max(relativeError(x, f.tensor(ref)), inputErrors[i])
-                worst = Swift.max(worst, err)
-                #expect(err <= schedulerTolerance, "\(name) \(run.steps) steps, step \(i): relative error \(err)")
-            }
+            return (latents, inputErrors)
         }
         print("Euler parity \(name): worst relative error \(worst)")
     }
