@@ -221,6 +221,7 @@ extension GenerationEngine {
         case .torchReuseAndDiffuse?: c.noiseGenerator = .torchReuseAndDiffuse
         case .vidrd?, nil: c.noiseGenerator = .vidrd
         }
+        c.scheduler = r.scheduler.map(Self.schedulerKind)
         let stream: VideoStream
         do {
             stream = try VideoStream(pipeline: pipeline, configuration: c, registry: registry)
@@ -238,15 +239,36 @@ extension GenerationEngine {
             strategies: effective, webpQuality: quality, webpLossless: lossless,
             promptTokens: UInt32(pipeline.tokenizer.tokenize(r.prompt).count),
             promptFrames: UInt32(promptFrames), emission: effectiveEmission == .all ? .all : .new)
+        var openedWithScheduler = opened
+        openedWithScheduler.scheduler = Self.schedulerChoice(stream.scheduler.kind)
         var request = OpenSession(
             prompt: r.prompt, negativePrompt: negative, seed: c.seed, steps: steps, guidance: guidance, framesPerClip: frames,
             width: width, height: height, fps: fps, strategies: effective, webpQuality: quality, webpLossless: lossless,
             promptFrames: UInt32(promptFrames), emission: effectiveEmission == .all ? .all : .new)
         request.noiseGenerator = r.noiseGenerator ?? .vidrd
+        // The effective scheduler, so that a continuation resumes with it even on a node whose
+        // model folder names another.
+        request.scheduler = openedWithScheduler.scheduler
         return ResolvedSession(
-            opened: opened, stream: stream, compression: lossless ? .lossless : .lossy(quality: Float(quality)),
+            opened: openedWithScheduler, stream: stream, compression: lossless ? .lossless : .lossy(quality: Float(quality)),
             initialCredits: credits, emission: effectiveEmission, promptFrames: promptFrames, strategyDecidesEmission: decides,
             effectiveRequest: request)
+    }
+
+    static func schedulerKind(_ c: SchedulerChoice) -> SchedulerKind {
+        switch c {
+        case .ddim: return .ddim
+        case .dpmSolver: return .dpmSolver
+        case .euler: return .euler
+        }
+    }
+
+    static func schedulerChoice(_ k: SchedulerKind) -> SchedulerChoice {
+        switch k {
+        case .ddim: return .ddim
+        case .dpmSolver: return .dpmSolver
+        case .euler: return .euler
+        }
     }
 
     /// Resumes the stream of a continuation (OPEN_SESSION tag 19): checks its seal and model,

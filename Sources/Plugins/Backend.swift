@@ -5,11 +5,12 @@ import VidrdRuntime
 /// conformances that run the same sampler (`TextToVideoPipeline.sample`) over a cheap model.
 public protocol VideoBackend: Sendable {
     func geometry(frames: Int, height: Int?, width: Int?) throws -> TextToVideoPipeline.Geometry
-    var scheduler: DDIMScheduler { get }
+    /// The scheduler of `kind` for this backend's model (nil: the model's own).
+    func scheduler(_ kind: SchedulerKind?) throws -> DiffusionScheduler
     /// Prepares (and may cache) the text conditioning; called before each clip.
     mutating func prepare(prompt: String, negativePrompt: String, guidanceScale: Float) throws
-    func denoise<H: DenoiseHooks>(initialNoise: Tensor, steps: Int, guidanceScale: Float, hooks: inout H,
-                                  progress: (TextToVideoPipeline.StepProgress) -> Bool) throws -> Tensor
+    func denoise<H: DenoiseHooks>(initialNoise: Tensor, scheduler: DiffusionScheduler, steps: Int, guidanceScale: Float,
+                                  hooks: inout H, progress: (TextToVideoPipeline.StepProgress) -> Bool) throws -> Tensor
     /// Latents `[1, C, N, h, w]` → RGB `[N, H, W, 3]` in [0, 1].
     func decode(latents: Tensor, temporal: Bool) throws -> Tensor
 }
@@ -36,7 +37,7 @@ public struct PipelineBackend: VideoBackend {
 
     public init(_ pipeline: TextToVideoPipeline) { self.pipeline = pipeline }
 
-    public var scheduler: DDIMScheduler { pipeline.scheduler }
+    public func scheduler(_ kind: SchedulerKind?) throws -> DiffusionScheduler { try pipeline.scheduler(kind) }
 
     public func geometry(frames: Int, height: Int?, width: Int?) throws -> TextToVideoPipeline.Geometry {
         var c = TextToVideoPipeline.Configuration(prompt: "")
@@ -52,20 +53,20 @@ public struct PipelineBackend: VideoBackend {
         embeddedFor = (prompt, negativePrompt, guidanceScale)
     }
 
-    public func denoise<H: DenoiseHooks>(initialNoise: Tensor, steps: Int, guidanceScale: Float, hooks: inout H,
-                                         progress: (TextToVideoPipeline.StepProgress) -> Bool) throws -> Tensor {
+    public func denoise<H: DenoiseHooks>(initialNoise: Tensor, scheduler: DiffusionScheduler, steps: Int, guidanceScale: Float,
+                                         hooks: inout H, progress: (TextToVideoPipeline.StepProgress) -> Bool) throws -> Tensor {
         guard let embedding else { throw ModelError.invalidInput("prepare(prompt:) was not called") }
         if let executor {
             let pipeline = self.pipeline
             return try TextToVideoPipeline.sample(
-                initialNoise: initialNoise, scheduler: pipeline.scheduler, steps: steps, guided: embedding.guided,
+                initialNoise: initialNoise, scheduler: scheduler, steps: steps, guided: embedding.guided,
                 guidanceScale: guidanceScale, hooks: &hooks, progress: progress) { input, timesteps in
                 try executor.predictNoise(input, timesteps: timesteps, conditioning: embedding.conditioning, pipeline: pipeline)
             }
         }
         var ws = Workspace()
         return try pipeline.denoise(initialNoise: initialNoise, prompt: embedding, steps: steps, guidanceScale: guidanceScale,
-                                    hooks: &hooks, workspace: &ws, progress: progress)
+                                    scheduler: scheduler, hooks: &hooks, workspace: &ws, progress: progress)
     }
 
     public func decode(latents: Tensor, temporal: Bool) throws -> Tensor {

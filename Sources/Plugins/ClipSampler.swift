@@ -2,12 +2,15 @@ import VidrdRuntime
 
 /// What a generating strategy (`StrategyCapabilities.generates`, e.g. FIFO-Diffusion) denoises
 /// with. It exposes the two things such a strategy cannot build from the per-step hooks: one
-/// guided U-Net + DDIM step over *any* window of latent frames, each frame with its own
+/// guided U-Net + DDIM step (DDIM streams only) over *any* window of latent frames, each frame with its own
 /// timestep pair, and extra noise from the stream's own source (a queue needs more noise than
 /// one clip's draw when it is first filled). Every step goes through the stream's progress
 /// callback, so a generating strategy is cancelled within one step like any other clip.
 public struct ClipSampler {
     var backend: any VideoBackend
+    /// The stream's scheduler. A generating strategy that moves frames at their own timesteps
+    /// needs DDIM (`SchedulerKind.supportsFrameTimesteps`) and says so in its `check`.
+    public let scheduler: DiffusionScheduler
     public let guidanceScale: Float
     let progress: (TextToVideoPipeline.StepProgress) -> Bool
     var source: StreamNoiseSource
@@ -21,9 +24,10 @@ public struct ClipSampler {
     /// The steps the strategy expects this clip to take (the progress callback's total).
     public var plannedSteps: Int
 
-    init(backend: any VideoBackend, guidanceScale: Float, source: StreamNoiseSource, pending: [Tensor],
+    init(backend: any VideoBackend, scheduler: DiffusionScheduler, guidanceScale: Float, source: StreamNoiseSource, pending: [Tensor],
          plannedSteps: Int, progress: @escaping (TextToVideoPipeline.StepProgress) -> Bool) {
         self.backend = backend
+        self.scheduler = scheduler
         self.guidanceScale = guidanceScale
         self.source = source
         self.pending = pending
@@ -31,27 +35,30 @@ public struct ClipSampler {
         self.progress = progress
     }
 
-    public var scheduler: DDIMScheduler { backend.scheduler }
-
     /// One guided step of `latents` (`[1, C, F, h, w]`, any F): frame f is predicted at
     /// `frameTimesteps[f].timestep` and moved by DDIM to `frameTimesteps[f].previous`.
     public mutating func step(_ latents: Tensor, frameTimesteps: [FrameTimestep]) throws -> Tensor {
         var hooks = FixedFrameTimesteps(timesteps: frameTimesteps)
         // A one-step schedule whose uniform timestep the hook replaces for every frame: exactly the
         // sampler's per-frame path (U-Net per-(entry, frame) timesteps, DDIM per frame).
-        let out = try backend.denoise(initialNoise: latents, steps: 1, guidanceScale: guidanceScale, hooks: &hooks) { _ in true }
+        guard let ddim = scheduler.ddim else {
+            throw ModelError.unsupported("per-frame timesteps need the DDIM scheduler; this stream samples with \(scheduler.kind.rawValue)")
+        }
+        let out = try backend.denoise(initialNoise: latents, scheduler: .ddim(ddim), steps: 1, guidanceScale: guidanceScale,
+                                      hooks: &hooks) { _ in true }
         try report(timestep: frameTimesteps.map(\.timestep).max() ?? 0, latents: out)
         return out
     }
 
-    /// The plain sampler from noise over `steps` uniform DDIM steps (what a clip of the hook path
+    /// The plain sampler from noise over `steps` uniform steps of the stream's scheduler (what a clip of the hook path
     /// runs, without hooks); `inputs[k]` are the latents the U-Net saw at step k.
     public mutating func sample(_ initialNoise: Tensor, steps: Int) throws -> (latents: Tensor, inputs: [Tensor]) {
         var recorder = InputRecorder()
         let report = progress
         let planned = plannedSteps
         var done = stepsDone
-        let out = try backend.denoise(initialNoise: initialNoise, steps: steps, guidanceScale: guidanceScale, hooks: &recorder) { p in
+        let out = try backend.denoise(initialNoise: initialNoise, scheduler: scheduler, steps: steps, guidanceScale: guidanceScale,
+                                      hooks: &recorder) { p in
             done += 1
             return report(TextToVideoPipeline.StepProgress(step: done, totalSteps: Swift.max(planned, done), timestep: p.timestep, latents: p.latents))
         }

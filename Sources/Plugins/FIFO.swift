@@ -53,7 +53,17 @@ public struct FIFOStrategy: NoiseStrategy {
         }
     }
 
-    public func check(shape: ClipShape, scheduler: DDIMScheduler) throws { _ = try plan(shape: shape, scheduler: scheduler) }
+    public func check(shape: ClipShape, scheduler: DiffusionScheduler) throws {
+        _ = try plan(shape: shape, scheduler: try Self.ddim(scheduler))
+    }
+
+    /// The diagonal queue moves every frame at its own timestep, which only DDIM can do.
+    static func ddim(_ scheduler: DiffusionScheduler) throws -> DDIMScheduler {
+        guard let d = scheduler.ddim else {
+            throw PluginError.invalidConfiguration("fifo denoises every queued frame at its own timestep, which needs the ddim scheduler; this stream samples with \(scheduler.kind.rawValue)")
+        }
+        return d
+    }
 
     /// f, n and the clean context frames for a stream of `shape`: what `plan` derives before it
     /// needs the scheduler (also the size of a saved queue).
@@ -88,7 +98,7 @@ public struct FIFOStrategy: NoiseStrategy {
     }
 
     public mutating func generateClip(_ clip: ClipContext, initialNoise: Tensor, sampler: inout ClipSampler) throws -> Tensor {
-        let p = try plan(shape: clip.shape, scheduler: sampler.scheduler)
+        let p = try plan(shape: clip.shape, scheduler: try Self.ddim(sampler.scheduler))
         let n = clip.shape.frames
         var noise = (0..<n).map { initialNoise.latentFrame($0) }
         let filling = queue.isEmpty

@@ -145,9 +145,10 @@ public protocol NoiseStrategy: Sendable {
     /// `sampler` (guided U-Net steps over any window of frames with per-frame timesteps), starting
     /// from the chain's `initialNoise`; all N frames are emitted.
     mutating func generateClip(_ clip: ClipContext, initialNoise: Tensor, sampler: inout ClipSampler) throws -> Tensor
-    /// Rejects a stream whose shape this strategy cannot serve, when the stream is created (so a
-    /// session fails at OPEN_SESSION, not at its first clip).
-    func check(shape: ClipShape, scheduler: DDIMScheduler) throws
+    /// Rejects a stream whose shape or scheduler this strategy cannot serve, when the stream is
+    /// created (so a session fails at OPEN_SESSION, not at its first clip). The stream itself
+    /// already rejects per-frame timesteps and `generates` under a scheduler other than DDIM.
+    func check(shape: ClipShape, scheduler: DiffusionScheduler) throws
 }
 
 extension NoiseStrategy {
@@ -160,7 +161,7 @@ extension NoiseStrategy {
     public mutating func generateClip(_ clip: ClipContext, initialNoise: Tensor, sampler: inout ClipSampler) throws -> Tensor {
         throw PluginError.invalidConfiguration("this strategy declares `generates` but does not implement generateClip")
     }
-    public func check(shape: ClipShape, scheduler: DDIMScheduler) throws {}
+    public func check(shape: ClipShape, scheduler: DiffusionScheduler) throws {}
 }
 
 // MARK: - Frame access with write checks

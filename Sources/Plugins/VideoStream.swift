@@ -34,6 +34,8 @@ public struct StreamConfiguration: Sendable {
     public var temporalDecoding = true
     /// The generator that turns `seed` into noise (ignored with a tape or a custom source).
     public var noiseGenerator: NoiseGenerator = .vidrd
+    /// The scheduler every clip samples with; nil: the model's own.
+    public var scheduler: SchedulerKind? = nil
 
     public init(prompt: String) {
         self.prompt = prompt
@@ -116,6 +118,8 @@ public struct VideoStream: Sendable {
 
     var backend: any VideoBackend
     public let configuration: StreamConfiguration
+    /// The scheduler every clip samples with (the configuration's, or the model's own).
+    public let scheduler: DiffusionScheduler
     public let shape: ClipShape
     let geometry: TextToVideoPipeline.Geometry
     var slots: [Slot]
@@ -152,8 +156,13 @@ public struct VideoStream: Sendable {
         do { g = try backend.geometry(frames: c.frames, height: c.height, width: c.width) } catch {
             throw PluginError.invalidConfiguration("\(error)")
         }
-        _ = try backend.scheduler.timesteps(steps: c.steps)
+        let sampling: DiffusionScheduler
+        do { sampling = try backend.scheduler(c.scheduler) } catch {
+            throw PluginError.invalidConfiguration("scheduler \(c.scheduler?.rawValue ?? "of the model"): \(error)")
+        }
+        _ = try sampling.timesteps(steps: c.steps)
         self.backend = backend
+        scheduler = sampling
         geometry = g
         shape = ClipShape(frames: g.frames, channels: g.latentChannels, height: g.latentHeight, width: g.latentWidth,
                           promptFrames: c.promptFrames, steps: c.steps)
@@ -163,8 +172,9 @@ public struct VideoStream: Sendable {
             slots.append(Slot(name: spec.name, strategy: s, capabilities: s.capabilities))
         }
         try Self.checkComposition(slots.map { ($0.name, $0.capabilities) }, shape: shape)
-        let scheduler = backend.scheduler, clipShape = shape
-        for slot in slots { try Self.run(slot.name) { try slot.strategy.check(shape: clipShape, scheduler: scheduler) } }
+        try Self.checkScheduler(slots.map { ($0.name, $0.capabilities) }, scheduler: sampling.kind)
+        let clipShape = shape
+        for slot in slots { try Self.run(slot.name) { try slot.strategy.check(shape: clipShape, scheduler: sampling) } }
         self.slots = slots
         generator = slots.indices.first { slots[$0].capabilities.generates }
         var effective = c
@@ -228,6 +238,16 @@ public struct VideoStream: Sendable {
         }
     }
 
+    /// Per-frame timesteps (a `timesteps` provider, or a `generates` strategy's diagonal steps)
+    /// need a scheduler that can move each frame between timesteps of its own: DDIM.
+    public static func checkScheduler(_ chain: [(name: String, capabilities: StrategyCapabilities)], scheduler: SchedulerKind) throws {
+        guard !scheduler.supportsFrameTimesteps else { return }
+        for (name, caps) in chain where caps.timesteps || caps.generates {
+            let what = caps.generates ? "runs its own per-frame-timestep denoising" : "supplies per-frame timesteps"
+            throw PluginError.invalidConfiguration("\"\(name)\" \(what), which needs the ddim scheduler; this stream samples with \(scheduler.rawValue)")
+        }
+    }
+
     /// The names of the chain, in order.
     public var chain: [String] { slots.map(\.name) }
 
@@ -283,7 +303,7 @@ public struct VideoStream: Sendable {
             var sampled: (Tensor, StreamNoiseSource, [Tensor])?
             var failure: Error?
             withoutActuallyEscaping(progress) { report in
-                var sampler = ClipSampler(backend: backend, guidanceScale: c.guidanceScale, source: startSource,
+                var sampler = ClipSampler(backend: backend, scheduler: scheduler, guidanceScale: c.guidanceScale, source: startSource,
                                           pending: pending, plannedSteps: planned, progress: report)
                 do {
                     let out = try Self.run(name) { try work[g].strategy.generateClip(clip, initialNoise: initialNoise, sampler: &sampler) }
@@ -305,8 +325,8 @@ public struct VideoStream: Sendable {
         } else {
             // Denoise with the chain's hooks.
             var hooks = ChainHooks(slots: work, clip: clip)
-            latents = try backend.denoise(initialNoise: initialNoise, steps: c.steps, guidanceScale: c.guidanceScale,
-                                          hooks: &hooks, progress: progress)
+            latents = try backend.denoise(initialNoise: initialNoise, scheduler: scheduler, steps: c.steps,
+                                          guidanceScale: c.guidanceScale, hooks: &hooks, progress: progress)
             work = hooks.slots
         }
 

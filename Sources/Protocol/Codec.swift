@@ -97,6 +97,7 @@ public enum WireCodec {
             if let v = m.noiseGenerator { w.u8(17, v.rawValue) }
             if let v = m.resumable { w.bool(18, v) }
             if let v = m.continuation { w.raw(19, v) }
+            if let v = m.scheduler { w.u8(20, v.rawValue) }
         case .sessionOpened(let m):
             w.u64(3, m.seed)
             w.u32(4, m.steps)
@@ -113,6 +114,7 @@ public enum WireCodec {
             if let v = m.emission { w.u8(16, v.rawValue) }
             if let v = m.resumable { w.bool(17, v) }
             if let v = m.continuation { w.raw(18, v) }
+            if let v = m.scheduler { w.u8(20, v.rawValue) }
         case .pull(let credits):
             w.u32(1, credits)
         case .clipStart(let m):
@@ -326,7 +328,7 @@ public enum WireCodec {
                 case 2:
                     try r.once(f, "negative_prompt")
                     m.negativePrompt = try r.string(f, "negative_prompt", max: ProtocolLimits.maxPromptBytes)
-                case 3...12, 15...17: try readSessionParameter(&r, f, into: &m)
+                case 3...12, 15...17, 20: try readSessionParameter(&r, f, into: &m)
                 case 13:
                     try r.once(f, "initial_credits")
                     m.initialCredits = try r.u32(f, "initial_credits", in: 0...ProtocolLimits.maxCredits)
@@ -348,7 +350,7 @@ public enum WireCodec {
             var continuation: [UInt8]?
             while let f = try r.next() {
                 switch f.tag {
-                case 3...12, 15, 16: try readSessionParameter(&r, f, into: &m)
+                case 3...12, 15, 16, 20: try readSessionParameter(&r, f, into: &m)
                 case 14: try r.once(f, "prompt_tokens"); tokens = try r.u32(f, "prompt_tokens")
                 case 17: try r.once(f, "resumable"); resumable = try r.bool(f, "resumable")
                 case 18:
@@ -373,6 +375,7 @@ public enum WireCodec {
                 promptFrames: m.promptFrames, emission: m.emission)
             opened.resumable = resumable
             opened.continuation = continuation
+            opened.scheduler = m.scheduler
             return .sessionOpened(opened)
 
         case .pull:
@@ -558,6 +561,11 @@ public enum WireCodec {
                 throw r.fail(.valueOutOfRange, "field noise_generator = \(v) is outside 1...3")
             }
             m.noiseGenerator = g
+        case 20:
+            try r.once(f, "scheduler")
+            let v = try r.u8(f, "scheduler")
+            guard let k = SchedulerChoice(rawValue: v) else { throw r.fail(.valueOutOfRange, "field scheduler = \(v) is outside 1...3") }
+            m.scheduler = k
         default: break
         }
     }

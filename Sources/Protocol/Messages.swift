@@ -310,6 +310,8 @@ public struct OpenSession: Sendable, Hashable {
     /// token's parameters. Fields of this request other than `initial_credits` and `resumable`
     /// may be left out; those given must equal the token's (docs/PROTOCOL.md §8.8).
     public var continuation: [UInt8]? = nil
+    /// Which scheduler samples every clip (tag 20); nil: the model's own.
+    public var scheduler: SchedulerChoice? = nil
 
     public init(
         prompt: String, negativePrompt: String? = nil, seed: UInt64? = nil, steps: UInt32? = nil,
@@ -362,6 +364,8 @@ public struct SessionOpened: Sendable, Hashable {
     /// With `resumable`: the stream's state before its first clip here (tag 18), so that even a
     /// session lost during that clip can be resumed (elsewhere) instead of opened anew.
     public var continuation: [UInt8]? = nil
+    /// The scheduler every clip samples with (tag 20; optional on the wire, vidrd sends it).
+    public var scheduler: SchedulerChoice? = nil
 
     public init(
         seed: UInt64, steps: UInt32, guidance: Double, framesPerClip: UInt32, width: UInt32, height: UInt32,
@@ -393,6 +397,32 @@ public enum NoiseGeneratorKind: UInt8, Sendable, Hashable, CaseIterable {
     case torch = 2
     /// PyTorch's generator in the VidRD authors' draw order (clip 0 one frame at a time).
     case torchReuseAndDiffuse = 3
+}
+
+/// A diffusers scheduler (docs/PROTOCOL.md §6.8, tag 20).
+public enum SchedulerChoice: UInt8, Sendable, Hashable, CaseIterable {
+    /// `DDIMScheduler`, η = 0: the only one under which per-frame-timestep strategies (fifo) run.
+    case ddim = 1
+    /// `DPMSolverMultistepScheduler`, dpmsolver++ (second order): as good in far fewer steps.
+    case dpmSolver = 2
+    /// `EulerDiscreteScheduler`, no churn.
+    case euler = 3
+
+    /// A name as `name` spells it, or "dpmsolver++", case-insensitive.
+    public init?(name: String) {
+        let n = name.lowercased()
+        guard let c = Self.allCases.first(where: { $0.name == n || (n == "dpmsolver++" && $0 == .dpmSolver) }) else { return nil }
+        self = c
+    }
+
+    /// The name the command-line tools and documents use ("ddim", "dpm++", "euler").
+    public var name: String {
+        switch self {
+        case .ddim: return "ddim"
+        case .dpmSolver: return "dpm++"
+        case .euler: return "euler"
+        }
+    }
 }
 
 public enum FrameEmission: UInt8, Sendable, Hashable, CaseIterable {

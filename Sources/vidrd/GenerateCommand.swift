@@ -30,6 +30,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Replay this noise tape (safetensors, noise.0, noise.1, …) instead of the seed.") var tape: String?
     @Option(help: "Write the stream's noise draws as a tape to this file.") var recordTape: String?
     @Option(help: "Denoising steps (default \(GenerationDefaults.standardSteps), or the preset's).") var steps: Int?
+    @Option(help: schedulerHelp) var scheduler: SchedulerKind?
     @Option(help: "Guidance scale; ≤ 1 disables classifier-free guidance (default: the model folder's generation_config.json, else \(GenerationDefaults.standardGuidanceScale)).")
     var guidance: Float?
     @Option(help: "Frames per clip (N; default \(GenerationDefaults.standardFrames), or the preset's).") var frames: Int?
@@ -79,6 +80,7 @@ struct GenerateCommand: ParsableCommand {
         if let negativePrompt { c.negativePrompt = negativePrompt }
         if let seed { c.seed = seed }
         if let steps { c.steps = steps }
+        if let scheduler { c.scheduler = scheduler }
         if let guidance { c.guidanceScale = guidance }
         if let frames { c.frames = frames }
         if let height { c.height = height }
@@ -104,7 +106,7 @@ struct GenerateCommand: ParsableCommand {
         var draws: [Tensor] = []
         let start = Date()
         FileHandle.standardError.write(
-            "chain \(stream.chain.joined(separator: ",")), M = \(c.promptFrames), emit \(c.emission.rawValue), steps \(c.steps), guidance \(c.guidanceScale), noise \(c.noiseGenerator.rawValue) seed \(c.seed)\n"
+            "chain \(stream.chain.joined(separator: ",")), M = \(c.promptFrames), emit \(c.emission.rawValue), steps \(c.steps) (\(stream.scheduler.kind.rawValue)), guidance \(c.guidanceScale), noise \(c.noiseGenerator.rawValue) seed \(c.seed)\n"
                 .data(using: .utf8)!)
         for k in 0..<clips {
             let clip = try stream.nextClip { p in

@@ -26,6 +26,7 @@ struct LongEvalCommand: ParsableCommand {
     @Option(help: "Seeds, comma-separated; at least 2 (novelty compares seeds of one prompt).") var seeds = "1,2"
     @Option(help: "Clips per stream (at least 12 for the clip-11 columns, unless --at is given).") var clips = 16
     @Option(help: "Denoising steps.") var steps = 25
+    @Option(help: schedulerHelp) var scheduler: SchedulerKind?
     @Option(help: "Guidance scale (default: the model's recommendation).") var guidance: Float?
     @Option(help: "Frames per clip (N).") var frames = 16
     @Option(help: "Prompt frames (M).") var promptFrames = 4
@@ -126,6 +127,7 @@ struct LongEvalCommand: ParsableCommand {
             c.strategies = r.specs
             c.emission = r.emission
             c.steps = steps
+            c.scheduler = scheduler
             c.guidanceScale = guidance
             c.frames = frames
             c.promptFrames = promptFrames
@@ -177,7 +179,7 @@ struct LongEvalCommand: ParsableCommand {
             // Rewritten after every chain so a long run that is stopped keeps what it measured.
             if let json {
                 let settings = LongEvalReport.Settings(model: try GenerateCommand.defaultModel(model), prompts: prompts, seeds: seeds,
-                                                       clips: clips, steps: steps, guidance: guidance, frames: frames,
+                                                       clips: clips, steps: steps, scheduler: scheduler?.rawValue, guidance: guidance, frames: frames,
                                                        promptFrames: promptFrames, scoreClips: at)
                 try AtomicFile.write(try report.json(settings: settings, chains: results), to: json)
             }

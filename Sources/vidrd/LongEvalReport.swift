@@ -18,6 +18,8 @@ struct LongEvalReport {
         let seeds: [UInt64]
         let clips: Int
         let steps: Int
+        /// nil: the model's own.
+        let scheduler: String?
         let guidance: Float
         let frames: Int
         let promptFrames: Int

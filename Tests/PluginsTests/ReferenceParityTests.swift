@@ -8,9 +8,32 @@ import VidrdRuntime
 @Suite struct ReferenceParityTests {
     @Test func streamMatchesThePythonReferenceLoop() throws {
         let r = try LoopFixture("vidrd-loop")
+        let c = try r.configuration(chain: try vidrdChain(r))
+        #expect(c.strategies.map(\.name) == ["pyoco", "fnr", "pns", "dsg"])
+        #expect(try r.pipeline.scheduler.timesteps(steps: c.steps) == (r.json["timesteps"] as? [Int]))
+        try r.check(c, label: "vidrd-loop")
+    }
+
+    /// The same loop sampled by diffusers' DPMSolverMultistepScheduler (dpmsolver++, order 2) and
+    /// EulerDiscreteScheduler, each configured from the model's DDIM config with `from_config`
+    /// (tools/reference/vidrd_loop.py --scheduler): DSG replays the previous clip's step inputs
+    /// in the scheduler's own latent space (Euler's are scaled by its sigmas).
+    @Test(arguments: [("vidrd-loop-dpm", SchedulerKind.dpmSolver), ("vidrd-loop-euler", .euler)])
+    func streamUnderAnotherSchedulerMatchesThePythonReferenceLoop(fixture: String, kind: SchedulerKind) throws {
+        let r = try LoopFixture(fixture)
+        #expect(SchedulerKind(name: try #require(r.json["scheduler"] as? String)) == kind)
+        var c = try r.configuration(chain: try vidrdChain(r))
+        c.scheduler = kind
+        let expected = try #require(r.json["timesteps"] as? [Double]).map { Float($0) }
+        #expect(try r.pipeline.scheduler(kind).timesteps(steps: c.steps) == expected)
+        try r.check(c, label: fixture)
+    }
+
+    /// The fixture's chain with its recorded PNS α, DSG β and PYoCo a.
+    private func vidrdChain(_ r: LoopFixture) throws -> [StrategySpec] {
         let alpha = try #require(r.json["alpha"] as? Double), beta = try #require(r.json["beta"] as? Double)
         let a = try #require(r.json["pyoco_a"] as? Double)
-        let chain = try StrategySpec.parseList(try #require(r.json["chain"] as? String)).map { spec in
+        return try StrategySpec.parseList(try #require(r.json["chain"] as? String)).map { spec in
             var s = spec
             switch s.name {
             case "pns": s.parameters["alpha"] = .double(alpha)
@@ -20,10 +43,6 @@ import VidrdRuntime
             }
             return s
         }
-        let c = try r.configuration(chain: chain)
-        #expect(c.strategies.map(\.name) == ["pyoco", "fnr", "pns", "dsg"])
-        #expect(try r.pipeline.scheduler.timesteps(steps: c.steps) == (r.json["timesteps"] as? [Int]))
-        try r.check(c, label: "vidrd-loop")
     }
 }
 

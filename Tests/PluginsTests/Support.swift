@@ -28,8 +28,18 @@ struct ToyBackend: VideoBackend {
 
     mutating func prepare(prompt: String, negativePrompt: String, guidanceScale: Float) throws {}
 
-    func denoise<H: DenoiseHooks>(initialNoise: Tensor, steps: Int, guidanceScale: Float, hooks: inout H,
-                                  progress: (TextToVideoPipeline.StepProgress) -> Bool) throws -> Tensor {
+    /// DDIM (this backend's `scheduler`) unless another kind is asked for, which gets diffusers'
+    /// default configuration of that kind.
+    func scheduler(_ kind: SchedulerKind?) throws -> DiffusionScheduler {
+        switch kind ?? .ddim {
+        case .ddim: return .ddim(scheduler)
+        case .dpmSolver: return .dpmSolver(try DPMSolverMultistepScheduler(configuration: .init()))
+        case .euler: return .euler(try EulerDiscreteScheduler(configuration: .init()))
+        }
+    }
+
+    func denoise<H: DenoiseHooks>(initialNoise: Tensor, scheduler: DiffusionScheduler, steps: Int, guidanceScale: Float,
+                                  hooks: inout H, progress: (TextToVideoPipeline.StepProgress) -> Bool) throws -> Tensor {
         try TextToVideoPipeline.sample(initialNoise: initialNoise, scheduler: scheduler, steps: steps, guided: guidanceScale > 1,
                                        guidanceScale: guidanceScale, hooks: &hooks, progress: progress) { input, ts in
             timestepLog?.append(ts)

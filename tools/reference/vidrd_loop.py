@@ -9,6 +9,11 @@ temporal-aware VAE (refpipe.decode_video). Noise comes from a tape: one standard
     python tools/reference/vidrd_loop.py --model Tests/Fixtures/tiny-lpb2/model --out Tests/Fixtures/vidrd-loop \
         --chain pyoco,fnr,pns,dsg --clips 3 --frames 6 --prompt-frames 2 --steps 4 --beta 0.5
 
+`--scheduler dpm++` or `--scheduler euler` samples with diffusers' DPMSolverMultistepScheduler
+(dpmsolver++, order 2) or EulerDiscreteScheduler, configured from the model's scheduler config by
+`from_config` as a diffusers user switching schedulers does; the initial noise is scaled by the
+scheduler's init_noise_sigma and the U-Net input by scale_model_input, as the pipeline does.
+
 writes OUT/tape.safetensors (made with a seeded torch generator unless --tape is given),
 OUT/reference.safetensors (clip.K.initial_noise, clip.K.latents, clip.K.frames [N, H, W, 3]) and
 OUT/reference.json (the settings). Everything runs in float32 on one CPU thread.
@@ -63,7 +68,7 @@ def dsg_guides(k: int, j: int, m: int, s: int, beta: float) -> bool:
 def run(args) -> dict:
     torch.set_num_threads(1)
     pipe = load_pipeline(args.model)
-    unet, vae, sched = pipe.unet, pipe.vae, pipe.scheduler
+    unet, vae, sched = pipe.unet, pipe.vae, make_scheduler(pipe.scheduler, args.scheduler)
     chain = [c for c in args.chain.split(",") if c]
     n, m, s = args.frames, args.prompt_frames, args.steps
     scale = pipe.vae_scale_factor
@@ -90,7 +95,7 @@ def run(args) -> dict:
             rev = prev_noise.flip(2)
             noise[:, :, m:] = wp * rev[:, :, m:] + wf * fresh[:, :, m:]
         sched.set_timesteps(s)
-        latents = noise.clone()
+        latents = noise * sched.init_noise_sigma
         inputs = []
         for k, t in enumerate(sched.timesteps):
             if i > 0 and "dsg" in chain and args.beta > 0:
@@ -98,18 +103,34 @@ def run(args) -> dict:
                     if dsg_guides(k, j, m, s, args.beta):
                         latents[:, :, j] = prev_inputs[k][:, :, n - 1 - j]
             inputs.append(latents.clone())
-            model_in = torch.cat([latents] * 2) if guided else latents
+            scaled = sched.scale_model_input(latents, t)
+            model_in = torch.cat([scaled] * 2) if guided else scaled
             pred = unet(model_in, t, encoder_hidden_states=embeds).sample
             if guided:
                 uncond, text = pred.chunk(2)
                 pred = uncond + args.guidance * (text - uncond)
-            latents = sched.step(pred, t, latents, eta=0.0).prev_sample
+            extra = {"eta": 0.0} if args.scheduler == "ddim" else {}
+            latents = sched.step(pred, t, latents, **extra).prev_sample
         video = decode_video(vae, latents)  # [1, 3, N, H, W]
         out[f"clip.{i}.initial_noise"] = noise.contiguous()
         out[f"clip.{i}.latents"] = latents.contiguous()
         out[f"clip.{i}.frames"] = video[0].permute(1, 2, 3, 0).contiguous()
         prev_noise, prev_inputs = noise, inputs
-    return {"tape": tape, "tensors": out, "timesteps": [int(t) for t in sched.timesteps]}
+    # Euler's timesteps may be fractional; the others' are integers (the DDIM fixtures store ints).
+    cast = float if args.scheduler == "euler" else int
+    return {"tape": tape, "tensors": out, "timesteps": [cast(t) for t in sched.timesteps]}
+
+
+def make_scheduler(native, name: str):
+    """The model's own DDIM scheduler, or another class configured from its config."""
+    from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
+    if name == "ddim":
+        return native
+    if name == "dpm++":
+        return DPMSolverMultistepScheduler.from_config(native.config, algorithm_type="dpmsolver++", solver_order=2)
+    if name == "euler":
+        return EulerDiscreteScheduler.from_config(native.config)
+    raise SystemExit(f"unknown scheduler {name}")
 
 
 def main() -> None:
@@ -122,6 +143,7 @@ def main() -> None:
     ap.add_argument("--pyoco-a", type=float, default=1.0)
     ap.add_argument("--freenoise-window", type=int, default=4)
     ap.add_argument("--freenoise-reuse", type=float, default=1.0)
+    ap.add_argument("--scheduler", choices=["ddim", "dpm++", "euler"], default="ddim")
     args = ap.parse_args()
     r = run(args)
     write_fixture(args, r["tape"], r["tensors"], timesteps=r["timesteps"])

@@ -14,7 +14,8 @@ public struct DenoiseStep: Sendable {
     /// 0-based; step 0 is the first, noisiest step.
     public let index: Int
     public let totalSteps: Int
-    /// The scheduler's uniform timestep for this step and the one it steps to.
+    /// The scheduler's uniform timestep for this step and the one it steps to
+    /// (`SchedulerRun.integerTimesteps(at:)`: Euler's fractional ones rounded).
     public let timestep: Int
     public let previousTimestep: Int
     /// Per-frame timesteps when a hook supplied them for this step, else nil (uniform).
@@ -24,7 +25,8 @@ public struct DenoiseStep: Sendable {
 /// What a denoising step saw and produced, handed to `DenoiseHooks.afterStep`.
 public struct DenoiseStepRecord: Sendable {
     public let step: DenoiseStep
-    /// Latents the U-Net saw (after `beforeStep` overrides), `[1, C, F, h, w]`.
+    /// The step's latents (after `beforeStep` overrides), `[1, C, F, h, w]`: what the U-Net saw,
+    /// except that under Euler it sees them divided by sqrt(σ² + 1).
     public let input: Tensor
     /// The noise prediction the scheduler used (after classifier-free guidance).
     public let noisePrediction: Tensor
@@ -32,7 +34,7 @@ public struct DenoiseStepRecord: Sendable {
     public let output: Tensor
 }
 
-/// Sampler hooks. Per step, in this order: `frameTimesteps` → `beforeStep` → U-Net → DDIM update
+/// Sampler hooks. Per step, in this order: `frameTimesteps` → `beforeStep` → U-Net → scheduler update
 /// → `afterStep` → progress callback.
 public protocol DenoiseHooks {
     /// Per-frame timesteps for this step (exactly `frames` entries), or nil for the uniform schedule.

@@ -1,14 +1,21 @@
 import Foundation
 
 /// Prompt → latents → RGB frames for one clip, with diffusers `TextToVideoSDPipeline` semantics
-/// (classifier-free guidance as one batch of two, negative prompt first; DDIM; VAE decode).
+/// (classifier-free guidance as one batch of two, negative prompt first; the folder's scheduler or
+/// another one configured from it; VAE decode).
 public struct TextToVideoPipeline: Sendable {
     public let tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel
     /// Either U-Net family (`VideoUNet`), chosen by the folder's `unet/config.json`.
     public let unet: VideoUNet
     public let vae: AutoencoderKL
+    /// The folder's DDIM configuration (DDIM sessions, and the per-frame timesteps of FIFO-style
+    /// strategies, use it).
     public let scheduler: DDIMScheduler
+    /// The scheduler the folder names (`model_index.json`); a clip that names none samples with it.
+    public let nativeScheduler: SchedulerKind
+    /// The folder's `scheduler_config.json`, from which every other scheduler kind is configured.
+    let schedulerConfig: ModelConfig
     public let modelDirectory: URL
     /// What the folder's optional `generation_config.json` recommends.
     public let recommended: GenerationDefaults
@@ -22,17 +29,30 @@ public struct TextToVideoPipeline: Sendable {
         }
         let components = try ModelConfig(path: index.path)
         for (key, expected) in [("unet", "UNet3DConditionModel"), ("vae", "AutoencoderKL"), ("text_encoder", "CLIPTextModel"),
-                                ("tokenizer", "CLIPTokenizer"), ("scheduler", "DDIMScheduler")] {
+                                ("tokenizer", "CLIPTokenizer")] {
             let entry = try components.strings(key, default: [])
             if entry.count == 2, entry[1] != expected, !(key == "tokenizer" && entry[1] == "CLIPTokenizerFast") {
                 throw ModelError.unsupported("\(index.path): \(key) is \(entry[1]); vidrd runs \(expected)")
             }
         }
+        let schedulerEntry = try components.strings("scheduler", default: [])
+        if schedulerEntry.count == 2 {
+            guard let kind = SchedulerKind.allCases.first(where: { $0.className == schedulerEntry[1] }) else {
+                throw ModelError.unsupported("\(index.path): scheduler is \(schedulerEntry[1]); vidrd runs \(SchedulerKind.allCases.map(\.className).joined(separator: ", "))")
+            }
+            nativeScheduler = kind
+        } else {
+            nativeScheduler = .ddim
+        }
         tokenizer = try CLIPTokenizer(directory: dir.appendingPathComponent("tokenizer"))
         textEncoder = try CLIPTextModel(directory: dir.appendingPathComponent("text_encoder"))
         unet = try VideoUNet(directory: dir.appendingPathComponent("unet"))
         vae = try AutoencoderKL(directory: dir.appendingPathComponent("vae"))
-        scheduler = try DDIMScheduler(directory: dir.appendingPathComponent("scheduler"))
+        schedulerConfig = try ModelConfig(path: dir.appendingPathComponent("scheduler/scheduler_config.json").path)
+        scheduler = DDIMScheduler(configuration: try DDIMScheduler.Configuration(config: schedulerConfig))
+        // The native scheduler must configure: a folder whose own scheduler this runtime cannot
+        // run is refused at load, not at its first clip.
+        _ = try DiffusionScheduler(kind: nativeScheduler, config: schedulerConfig)
         recommended = try GenerationDefaults(directory: dir)
         modelDirectory = dir
         guard textEncoder.configuration.hiddenSize == unet.crossAttentionDim else {
@@ -41,6 +61,14 @@ public struct TextToVideoPipeline: Sendable {
         guard vae.configuration.latentChannels == unet.inChannels else {
             throw ModelError.invalidConfig("VAE latent channels \(vae.configuration.latentChannels) ≠ U-Net in_channels \(unet.inChannels)")
         }
+    }
+
+    /// The scheduler of `kind` (nil: the folder's own), configured from the folder's
+    /// `scheduler_config.json`.
+    public func scheduler(_ kind: SchedulerKind?) throws -> DiffusionScheduler {
+        let k = kind ?? nativeScheduler
+        if k == .ddim { return .ddim(scheduler) }
+        return try DiffusionScheduler(kind: k, config: schedulerConfig)
     }
 
     /// Guidance when a caller names none: the model's recommendation, else the standard
@@ -65,6 +93,8 @@ public struct TextToVideoPipeline: Sendable {
         public var width: Int? = nil
         /// Decode with the temporal-aware decoder's Temp-Conv layers when the VAE has them.
         public var temporalDecoding: Bool = true
+        /// nil: the folder's own scheduler.
+        public var scheduler: SchedulerKind? = nil
 
         public init(prompt: String) { self.prompt = prompt }
 
@@ -128,22 +158,25 @@ public struct TextToVideoPipeline: Sendable {
         }
     }
 
-    /// Runs the DDIM loop from `initialNoise` (`[1, C, F, h, w]`, unit variance: DDIM's
-    /// `init_noise_sigma` is 1). `progress` is called after each step; returning false cancels
-    /// with `ModelError.cancelled`.
+    /// Runs the denoising loop from `initialNoise` (`[1, C, F, h, w]`, unit variance; the
+    /// scheduler scales it by its `init_noise_sigma`) with `scheduler` (nil: the folder's own).
+    /// `progress` is called after each step; returning false cancels with `ModelError.cancelled`.
     public func denoise(initialNoise: Tensor, prompt: PromptEmbedding, steps: Int, guidanceScale: Float,
+                        scheduler: DiffusionScheduler? = nil,
                         workspace: inout Workspace, progress: (StepProgress) -> Bool = { _ in true }) throws -> Tensor {
         var hooks = NoDenoiseHooks()
         return try denoise(initialNoise: initialNoise, prompt: prompt, steps: steps, guidanceScale: guidanceScale,
-                           hooks: &hooks, workspace: &workspace, progress: progress)
+                           scheduler: scheduler, hooks: &hooks, workspace: &workspace, progress: progress)
     }
 
-    /// The DDIM loop with sampler hooks (see `DenoiseHooks` for the order within a step). With
-    /// `NoDenoiseHooks` it is exactly `denoise(initialNoise:prompt:steps:guidanceScale:workspace:progress:)`.
+    /// The loop with sampler hooks (see `DenoiseHooks` for the order within a step). With
+    /// `NoDenoiseHooks` it is exactly `denoise(initialNoise:prompt:steps:guidanceScale:scheduler:workspace:progress:)`.
     public func denoise<H: DenoiseHooks>(initialNoise: Tensor, prompt: PromptEmbedding, steps: Int, guidanceScale: Float,
+                                         scheduler: DiffusionScheduler? = nil,
                                          hooks: inout H, workspace: inout Workspace,
                                          progress: (StepProgress) -> Bool = { _ in true }) throws -> Tensor {
-        try Self.sample(initialNoise: initialNoise, scheduler: scheduler, steps: steps, guided: prompt.guided,
+        let sampling = try scheduler ?? self.scheduler(nil)
+        return try Self.sample(initialNoise: initialNoise, scheduler: sampling, steps: steps, guided: prompt.guided,
                         guidanceScale: guidanceScale, hooks: &hooks, progress: progress) { input, timesteps in
             try unet(input, timesteps: timesteps, conditioning: prompt.conditioning, workspace: &workspace)
         }
@@ -157,19 +190,37 @@ public struct TextToVideoPipeline: Sendable {
                                                guidanceScale: Float, hooks: inout H,
                                                progress: (StepProgress) -> Bool = { _ in true },
                                                model: (Tensor, [Float]) throws -> Tensor) throws -> Tensor {
+        try sample(initialNoise: initialNoise, scheduler: .ddim(scheduler), steps: steps, guided: guided,
+                   guidanceScale: guidanceScale, hooks: &hooks, progress: progress, model: model)
+    }
+
+    /// The same sampler with any implemented scheduler. Per-frame timesteps from a hook need DDIM
+    /// (`SchedulerKind.supportsFrameTimesteps`); under another scheduler they are an error.
+    public static func sample<H: DenoiseHooks>(initialNoise: Tensor, scheduler: DiffusionScheduler, steps: Int, guided: Bool,
+                                               guidanceScale: Float, hooks: inout H,
+                                               progress: (StepProgress) -> Bool = { _ in true },
+                                               model: (Tensor, [Float]) throws -> Tensor) throws -> Tensor {
         guard initialNoise.rank == 5, initialNoise.shape[0] == 1 else {
             throw ModelError.invalidInput("initial noise must be [1, C, F, h, w], got \(initialNoise.shape)")
         }
-        let timesteps = try scheduler.timesteps(steps: steps)
+        var run = try scheduler.start(steps: steps)
+        let timesteps = run.timesteps
         var latents = initialNoise
+        let sigma = run.initNoiseSigma
+        // diffusers' prepare_latents: noise * init_noise_sigma (1 for DDIM and DPM-Solver, where
+        // the latents are left untouched).
+        if sigma != 1 { latents.scalars = latents.scalars.map { $0 * sigma } }
         let shape = latents.shape
         let (channels, frames, plane) = (shape[1], shape[2], shape[3] * shape[4])
         let batch = guided ? 2 : 1
-        for (i, t) in timesteps.enumerated() {
-            let previous = scheduler.previousTimestep(t, steps: steps)
+        for (i, modelTimestep) in timesteps.enumerated() {
+            let (t, previous) = run.integerTimesteps(at: i)
             var step = DenoiseStep(index: i, totalSteps: timesteps.count, timestep: t, previousTimestep: previous,
                                    frameTimesteps: nil)
             let perFrame = try hooks.frameTimesteps(step, frames: frames)
+            if perFrame != nil, !run.kind.supportsFrameTimesteps {
+                throw ModelError.unsupported("per-frame timesteps need the DDIM scheduler; this clip samples with \(run.kind.rawValue)")
+            }
             if let perFrame {
                 guard perFrame.count == frames else {
                     throw ModelError.invalidInput("per-frame timesteps: expected \(frames), got \(perFrame.count)")
@@ -181,16 +232,17 @@ public struct TextToVideoPipeline: Sendable {
             guard latents.shape == shape else {
                 throw ModelError.invalidInput("a sampler hook changed the latents' shape from \(shape) to \(latents.shape)")
             }
-            var input = latents
+            let scaled = try run.modelInput(latents)
+            var input = scaled
             if batch == 2 {
-                input = Tensor(shape: [2] + Array(latents.shape.dropFirst()), scalars: latents.scalars + latents.scalars)
+                input = Tensor(shape: [2] + Array(scaled.shape.dropFirst()), scalars: scaled.scalars + scaled.scalars)
             }
             let modelTimesteps: [Float]
             if let perFrame {
                 let one = perFrame.map { Float($0.timestep) }
                 modelTimesteps = Array([[Float]](repeating: one, count: batch).joined())
             } else {
-                modelTimesteps = [Float](repeating: Float(t), count: batch)
+                modelTimesteps = [Float](repeating: modelTimestep, count: batch)
             }
             let out = try model(input, modelTimesteps)
             guard out.shape == input.shape else {
@@ -208,20 +260,20 @@ public struct TextToVideoPipeline: Sendable {
                 noise = out
             }
             let stepInput = latents
-            if let perFrame {
+            if let perFrame, let ddim = scheduler.ddim {
                 noise.scalars.withUnsafeBufferPointer { m in
                     latents.scalars.withUnsafeMutableBufferPointer { s in
                         for c in 0..<channels {
                             for f in 0..<frames {
                                 let o = (c * frames + f) * plane
-                                scheduler.step(modelOutput: m.baseAddress! + o, sample: s.baseAddress! + o, count: plane,
-                                               timestep: perFrame[f].timestep, previous: perFrame[f].previous)
+                                ddim.step(modelOutput: m.baseAddress! + o, sample: s.baseAddress! + o, count: plane,
+                                          timestep: perFrame[f].timestep, previous: perFrame[f].previous)
                             }
                         }
                     }
                 }
             } else {
-                scheduler.step(modelOutput: noise, sample: &latents, timestep: t, previous: previous)
+                try run.step(noisePrediction: noise, latents: &latents)
             }
             try hooks.afterStep(DenoiseStepRecord(step: step, input: stepInput, noisePrediction: noise, output: latents))
             if !progress(StepProgress(step: i + 1, totalSteps: timesteps.count, timestep: t, latents: latents)) {
@@ -272,7 +324,7 @@ public struct TextToVideoPipeline: Sendable {
         let prompt = try encodePrompt(c.prompt, negativePrompt: c.negativePrompt, guidanceScale: c.guidanceScale)
         var ws = Workspace()
         let latents = try denoise(initialNoise: noise, prompt: prompt, steps: c.steps, guidanceScale: c.guidanceScale,
-                                  workspace: &ws, progress: progress)
+                                  scheduler: try scheduler(c.scheduler), workspace: &ws, progress: progress)
         return Clip(latents: latents, frames: try decode(latents: latents, temporal: c.temporalDecoding, workspace: &ws))
     }
 
