@@ -100,10 +100,12 @@ enum Samples {
         Envelope(stream: 3, message: .clipEnd(clipEndWithContinuation)),
     ]
 
-    /// The resumable-session fields (§8.8): every one set, and the noise generator (tag 17).
+    /// The resumable-session fields (§8.8): every one set, the noise generator (tag 17) and the
+    /// scheduler (tag 20).
     static var resuming: OpenSession {
         var m = OpenSession(prompt: "z", seed: 3)
         m.noiseGenerator = .torchReuseAndDiffuse
+        m.scheduler = .dpmSolver
         m.resumable = true
         m.continuation = [0x56, 0x52, 0x44, 0x43] + [UInt8](repeating: 0xA5, count: 300)
         return m
@@ -115,6 +117,7 @@ enum Samples {
             webpLossless: false)
         m.resumable = true
         m.continuation = [1, 2, 3]
+        m.scheduler = .euler
         return m
     }
 

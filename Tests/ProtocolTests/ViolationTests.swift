@@ -139,6 +139,8 @@ struct ViolationTests {
             openSession { $0.u8(17, 4) },
             openSession { $0.u8(18, 2) },
             openSession { $0.raw(19, []) },
+            openSession { $0.u8(20, 0) },
+            openSession { $0.u8(20, 4) },
         ]
         for bytes in bad {
             let e = violation(bytes)
