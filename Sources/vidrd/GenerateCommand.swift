@@ -106,7 +106,7 @@ struct GenerateCommand: ParsableCommand {
         var draws: [Tensor] = []
         let start = Date()
         FileHandle.standardError.write(
-            "chain \(stream.chain.joined(separator: ",")), M = \(c.promptFrames), emit \(c.emission.rawValue), steps \(c.steps) (\(stream.scheduler.kind.rawValue)), guidance \(c.guidanceScale), noise \(c.noiseGenerator.rawValue) seed \(c.seed)\n"
+            "chain \(stream.chain.joined(separator: ",")), M = \(c.promptFrames), emit \(c.emission.rawValue), steps \(c.steps), guidance \(c.guidanceScale), scheduler \(stream.scheduler.kind.rawValue), noise \(c.noiseGenerator.rawValue) seed \(c.seed)\n"
                 .data(using: .utf8)!)
         for k in 0..<clips {
             let clip = try stream.nextClip { p in
