@@ -240,6 +240,7 @@ public struct DaemonConfiguration: Sendable {
         case "max_size_factor": maxSizeFactor = try double(0...64)
         case "max_frames_per_clip": limits.maxFramesPerClip = try u32(1...ProtocolLimits.maxFramesPerClip)
         case "max_credits": limits.maxCredits = try u32(1...ProtocolLimits.maxCredits)
+        case "max_session_weight": limits.maxSessionWeight = try u32(1...ProtocolLimits.maxSessionWeight)
         case "max_chain_length": limits.maxChainLength = try u32(0...UInt32(ProtocolLimits.maxChainLength))
         case "keepalive_interval_ms": limits.keepaliveIntervalMs = try u32(100...86_400_000)
         case "idle_timeout_ms": limits.idleTimeoutMs = try u32(0...86_400_000)

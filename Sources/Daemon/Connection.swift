@@ -73,7 +73,8 @@ final class Session {
         self.key = key
         self.id = id
         self.connection = connection
-        generator = SessionGenerator(stream: resolved.stream, compression: resolved.compression, sealer: sealer)
+        generator = SessionGenerator(stream: resolved.stream, compression: resolved.compression,
+                                     weight: UInt64(resolved.opened.weight ?? 1), sealer: sealer)
         opened = resolved.opened
         plan = resolved.plan
         credits = resolved.initialCredits

@@ -136,6 +136,7 @@ extension Continuation {
         if let m = differs("height", r.height, t.height) { return m }
         if let m = differs("noise_generator", r.noiseGenerator, t.noiseGenerator ?? .vidrd) { return m }
         if let m = differs("scheduler", r.scheduler, t.scheduler) { return m }
+        if let m = differs("weight", r.weight, t.weight ?? 1) { return m }
         if let chain = r.strategies, chain.map(\.name) != (t.strategies ?? []).map(\.name) {
             return "chain \(chain.map(\.name)) differs from the continuation's \((t.strategies ?? []).map(\.name))"
         }

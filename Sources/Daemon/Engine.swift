@@ -152,6 +152,11 @@ extension GenerationEngine {
         guard credits <= limits.maxCredits else {
             throw SessionRejection("initial_credits = \(credits) exceeds max_credits = \(limits.maxCredits)")
         }
+        let weight = r.weight ?? 1
+        let maxWeight = limits.maxSessionWeight ?? 1
+        guard weight <= maxWeight else {
+            throw SessionRejection("weight = \(weight) exceeds max_session_weight = \(maxWeight)")
+        }
 
         // The strategy chain: absent = the registry's default; every parameter validated and spelled out.
         let requested: [VidrdPlugins.StrategySpec]
@@ -241,6 +246,7 @@ extension GenerationEngine {
             promptFrames: UInt32(promptFrames), emission: effectiveEmission == .all ? .all : .new)
         var openedWithScheduler = opened
         openedWithScheduler.scheduler = Self.schedulerChoice(stream.scheduler.kind)
+        openedWithScheduler.weight = weight
         var request = OpenSession(
             prompt: r.prompt, negativePrompt: negative, seed: c.seed, steps: steps, guidance: guidance, framesPerClip: frames,
             width: width, height: height, fps: fps, strategies: effective, webpQuality: quality, webpLossless: lossless,
@@ -249,6 +255,7 @@ extension GenerationEngine {
         // The effective scheduler, so that a continuation resumes with it even on a node whose
         // model folder names another.
         request.scheduler = openedWithScheduler.scheduler
+        request.weight = weight
         return ResolvedSession(
             opened: openedWithScheduler, stream: stream, compression: lossless ? .lossless : .lossy(quality: Float(quality)),
             initialCredits: credits, emission: effectiveEmission, promptFrames: promptFrames, strategyDecidesEmission: decides,

@@ -75,7 +75,7 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
         let mailbox = self.mailbox
         condition.lock()
         clipThreads += 1
-        scheduler.register(session: job.sessionKey, finishTag: job.generator.finishTag)
+        scheduler.register(session: job.sessionKey, weight: job.generator.weight, finishTag: job.generator.finishTag)
         condition.unlock()
         let steps = SessionSteps(executor: self, session: job.sessionKey, cancelled: job.generator.cancelled)
         job.generator.stream.setModelExecutor(steps)
@@ -84,7 +84,7 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
         let post: @Sendable (WorkerEvent) -> Void = { [self] event in
             if case .finished = event {
                 condition.lock()
-                job.generator.finishTag = scheduler.unregister(session: job.sessionKey) ?? job.generator.finishTag
+                job.generator.finishTag = scheduler.unregister(session: job.sessionKey, now: clock()) ?? job.generator.finishTag
                 clipThreads -= 1
                 condition.broadcast()
                 condition.unlock()
@@ -213,7 +213,7 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
     /// Called with the lock held.
     private func finish(_ items: [StepScheduler.Item], _ work: [Ticket?], _ results: [Result<Tensor?, Error>], preempting: Bool = false) {
         statistics.withLock { $0.record(items, preempting: preempting) }
-        scheduler.completed(items)
+        scheduler.completed(items, now: clock())
         for (t, r) in zip(work, results) { t?.output = r }
         condition.broadcast()
     }

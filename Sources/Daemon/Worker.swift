@@ -14,12 +14,15 @@ final class SessionGenerator: @unchecked Sendable {
     /// The session's fair-queuing finish tag between clips (the step scheduler's, kept here
     /// while no clip is in flight so the session's history counts across clips).
     var finishTag: UInt64 = 0
+    /// The session's share of the compute threads relative to others (OPEN_SESSION's weight).
+    let weight: UInt64
     /// Seals a continuation after every clip (sessions that asked for them); nil: none.
     let sealer: ContinuationSealer?
 
-    init(stream: VideoStream, compression: WebPCompression, sealer: ContinuationSealer? = nil) {
+    init(stream: VideoStream, compression: WebPCompression, weight: UInt64 = 1, sealer: ContinuationSealer? = nil) {
         self.stream = stream
         self.compression = compression
+        self.weight = weight
         self.sealer = sealer
     }
 }

@@ -98,6 +98,7 @@ public enum WireCodec {
             if let v = m.resumable { w.bool(18, v) }
             if let v = m.continuation { w.raw(19, v) }
             if let v = m.scheduler { w.u8(20, v.rawValue) }
+            if let v = m.weight { w.u32(21, v) }
         case .sessionOpened(let m):
             w.u64(3, m.seed)
             w.u32(4, m.steps)
@@ -115,6 +116,7 @@ public enum WireCodec {
             if let v = m.resumable { w.bool(17, v) }
             if let v = m.continuation { w.raw(18, v) }
             if let v = m.scheduler { w.u8(20, v.rawValue) }
+            if let v = m.weight { w.u32(21, v) }
         case .pull(let credits):
             w.u32(1, credits)
         case .clipStart(let m):
@@ -172,6 +174,7 @@ public enum WireCodec {
         }
         if let v = x.maxConnections { l.u32(15, v) }
         if let v = x.frameTimeoutMs { l.u32(16, v) }
+        if let v = x.maxSessionWeight { l.u32(17, v) }
         w.nested(3, l)
         w.u32(4, m.activeSessions)
         w.u32(5, m.activeConnections)
@@ -328,7 +331,7 @@ public enum WireCodec {
                 case 2:
                     try r.once(f, "negative_prompt")
                     m.negativePrompt = try r.string(f, "negative_prompt", max: ProtocolLimits.maxPromptBytes)
-                case 3...12, 15...17, 20: try readSessionParameter(&r, f, into: &m)
+                case 3...12, 15...17, 20, 21: try readSessionParameter(&r, f, into: &m)
                 case 13:
                     try r.once(f, "initial_credits")
                     m.initialCredits = try r.u32(f, "initial_credits", in: 0...ProtocolLimits.maxCredits)
@@ -350,7 +353,7 @@ public enum WireCodec {
             var continuation: [UInt8]?
             while let f = try r.next() {
                 switch f.tag {
-                case 3...12, 15, 16, 20: try readSessionParameter(&r, f, into: &m)
+                case 3...12, 15, 16, 20, 21: try readSessionParameter(&r, f, into: &m)
                 case 14: try r.once(f, "prompt_tokens"); tokens = try r.u32(f, "prompt_tokens")
                 case 17: try r.once(f, "resumable"); resumable = try r.bool(f, "resumable")
                 case 18:
@@ -376,6 +379,7 @@ public enum WireCodec {
             opened.resumable = resumable
             opened.continuation = continuation
             opened.scheduler = m.scheduler
+            opened.weight = m.weight
             return .sessionOpened(opened)
 
         case .pull:
@@ -566,6 +570,9 @@ public enum WireCodec {
             let v = try r.u8(f, "scheduler")
             guard let k = SchedulerChoice(rawValue: v) else { throw r.fail(.valueOutOfRange, "field scheduler = \(v) is outside 1...3") }
             m.scheduler = k
+        case 21:
+            try r.once(f, "weight")
+            m.weight = try r.u32(f, "weight", in: 1...ProtocolLimits.maxSessionWeight)
         default: break
         }
     }
@@ -607,11 +614,15 @@ public enum WireCodec {
 
     static func readLimits(_ r: inout TLVReader) throws(ProtocolError) -> ServerLimits {
         var v = [UInt32?](repeating: nil, count: limitNames.count)
-        var maxConnections: UInt32?, frameTimeoutMs: UInt32?
+        var maxConnections: UInt32?, frameTimeoutMs: UInt32?, maxSessionWeight: UInt32?
         while let f = try r.next() {
             switch f.tag {
             case 15: try r.once(f, "max_connections"); maxConnections = try r.u32(f, "max_connections", in: 1...UInt32.max); continue
             case 16: try r.once(f, "frame_timeout_ms"); frameTimeoutMs = try r.u32(f, "frame_timeout_ms"); continue
+            case 17:
+                try r.once(f, "max_session_weight")
+                maxSessionWeight = try r.u32(f, "max_session_weight", in: 1...ProtocolLimits.maxSessionWeight)
+                continue
             default: break
             }
             guard f.tag >= 1, Int(f.tag) <= limitNames.count else { continue }
@@ -624,11 +635,13 @@ public enum WireCodec {
             }
         }
         for i in v.indices where v[i] == nil { throw r.missing(UInt16(i + 1), limitNames[i]) }
-        return ServerLimits(
+        var limits = ServerLimits(
             maxPayload: v[0]!, maxSessionsPerConnection: v[1]!, maxSessions: v[2]!, maxPromptBytes: v[3]!,
             maxSteps: v[4]!, maxWidth: v[5]!, maxHeight: v[6]!, dimensionMultiple: v[7]!, maxFramesPerClip: v[8]!,
             maxCredits: v[9]!, maxChainLength: v[10]!, keepaliveIntervalMs: v[11]!, idleTimeoutMs: v[12]!,
             handshakeTimeoutMs: v[13]!, maxConnections: maxConnections, frameTimeoutMs: frameTimeoutMs)
+        limits.maxSessionWeight = maxSessionWeight
+        return limits
     }
 
     static func readChain(_ r: inout TLVReader) throws(ProtocolError) -> [StrategySpec] {

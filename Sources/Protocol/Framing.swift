@@ -30,6 +30,9 @@ public enum ProtocolLimits {
     public static let maxDimension: UInt32 = 8192
     public static let maxFPS: Double = 240
     public static let maxCredits: UInt32 = 65_536
+    /// A session's scheduling weight (OPEN_SESSION tag 21), at most; servers cap it lower
+    /// (`ServerLimits.maxSessionWeight`).
+    public static let maxSessionWeight: UInt32 = 1000
     /// A continuation token (OPEN_SESSION tag 19, CLIP_END tag 9); the payload limit binds first.
     public static let maxContinuationBytes = maxMaxPayload
 }

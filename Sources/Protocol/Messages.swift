@@ -152,6 +152,9 @@ public struct ServerLimits: Sendable, Hashable {
     /// A frame whose first byte has arrived must be complete within this time, or the server
     /// fails the connection (tag 16; 0: no deadline; nil: not announced).
     public var frameTimeoutMs: UInt32?
+    /// The largest scheduling weight a session may ask for (tag 17; 1: weights are off; nil: not
+    /// announced, which means 1; vidrd announces it when `max_session_weight` is configured).
+    public var maxSessionWeight: UInt32? = nil
 
     public init(
         maxPayload: UInt32, maxSessionsPerConnection: UInt32, maxSessions: UInt32, maxPromptBytes: UInt32,
@@ -312,6 +315,9 @@ public struct OpenSession: Sendable, Hashable {
     public var continuation: [UInt8]? = nil
     /// Which scheduler samples every clip (tag 20); nil: the model's own.
     public var scheduler: SchedulerChoice? = nil
+    /// The session's share of the server's compute relative to others (tag 21, 1 ... the server's
+    /// `max_session_weight`); nil: 1, everyone's default.
+    public var weight: UInt32? = nil
 
     public init(
         prompt: String, negativePrompt: String? = nil, seed: UInt64? = nil, steps: UInt32? = nil,
@@ -366,6 +372,8 @@ public struct SessionOpened: Sendable, Hashable {
     public var continuation: [UInt8]? = nil
     /// The scheduler every clip samples with (tag 20; optional on the wire, vidrd sends it).
     public var scheduler: SchedulerChoice? = nil
+    /// The session's scheduling weight (tag 21; optional on the wire, vidrd sends it).
+    public var weight: UInt32? = nil
 
     public init(
         seed: UInt64, steps: UInt32, guidance: Double, framesPerClip: UInt32, width: UInt32, height: UInt32,

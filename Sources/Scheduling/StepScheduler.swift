@@ -11,6 +11,15 @@
 /// through a long item as it reports progress (`progress`), so a long step that offers preemption
 /// points lets shorter steps of other sessions in between its parts instead of holding the machine.
 ///
+/// Anticipation: a session whose step just completed and whose next step would start before the
+/// head's (it is owed work: a larger weight, or cheaper steps) is about to submit; the scheduler
+/// waits for it up to `batchWait` after its step completed instead of handing its turn to the
+/// head. Without it a session's share would depend on how fast its own thread resubmits, and
+/// weights would count only when both sessions happened to be pending (Iyer & Druschel's
+/// anticipatory scheduling, applied to fair queuing). A session whose clip just ended
+/// (`unregister(session:now:)`) is anticipated the same way until its next clip registers, so
+/// clip boundaries do not hand its share away either.
+///
 /// Batching: the head item takes along the other pending items with its batch key, in tag order,
 /// up to `maxBatch` items. Each is charged its own cost, so batching changes when work
 /// runs, never how much a session is charged. When the batch is not full and a session that is
@@ -91,12 +100,16 @@ public struct StepScheduler: Sendable {
         var between: BatchKey?
         var pending: UInt64?
         var running = false
+        /// When its latest step completed (`completed(_:now:)`), while it is between steps.
+        var completedAt: UInt64?
     }
 
     public let settings: Settings
     public private(set) var virtualTime: UInt64 = 0
     private var sessions: [UInt64: SessionState] = [:]
     private var pending: [UInt64: Item] = [:]
+    /// Sessions whose clip ended within the last `batchWait`: their finish tag and when.
+    private var departed: [UInt64: (finishTag: UInt64, at: UInt64)] = [:]
     private var nextTicket: UInt64 = 1
 
     public init(settings: Settings) { self.settings = settings }
@@ -111,14 +124,18 @@ public struct StepScheduler: Sendable {
     /// default) and the finish tag its previous clip left (`unregister`), so that its history
     /// counts across clips.
     public mutating func register(session: UInt64, weight: UInt64 = 1, finishTag: UInt64 = 0) {
+        departed[session] = nil
         sessions[session] = SessionState(weight: Swift.max(1, weight), finishTag: finishTag)
     }
 
     /// A session's clip is over: its pending item, if any, is dropped; returns its finish tag.
+    /// With `now`, its next clip is anticipated for `batchWait` (type comment).
     @discardableResult
-    public mutating func unregister(session: UInt64) -> UInt64? {
+    public mutating func unregister(session: UInt64, now: UInt64? = nil) -> UInt64? {
         if let t = sessions[session]?.pending { pending[t] = nil }
-        return sessions.removeValue(forKey: session)?.finishTag
+        guard let s = sessions.removeValue(forKey: session) else { return nil }
+        if let now, settings.batchWait > 0 { departed[session] = (s.finishTag, now) }
+        return s.finishTag
     }
 
     /// Queues one item; returns its ticket.
@@ -132,6 +149,7 @@ public struct StepScheduler: Sendable {
         let span = Swift.max(1, cost / s.weight)
         s.finishTag = start + span
         s.pending = ticket
+        s.completedAt = nil
         if case .denoise(let key) = kind { s.between = key }
         sessions[session] = s
         pending[ticket] = Item(ticket: ticket, session: session, kind: kind, cost: cost, startTag: start, span: span, arrival: now)
@@ -150,6 +168,7 @@ public struct StepScheduler: Sendable {
     /// The next work to start. The returned items are running until `completed`.
     public mutating func next(now: UInt64) -> Decision {
         guard let head = pending.values.min(by: Self.order) else { return .idle }
+        if let owed = anticipation(before: head, now: now) { return .wait(until: owed) }
         var batch = [head]
         if case .denoise(let key) = head.kind {
             let mates = pending.values.filter { $0.ticket != head.ticket && $0.kind.batchKey == key }.sorted(by: Self.order)
@@ -183,9 +202,30 @@ public struct StepScheduler: Sendable {
         return chosen
     }
 
-    /// The items of a batch are done; their sessions are between steps again.
-    public mutating func completed(_ items: [Item]) {
-        for i in items { sessions[i.session]?.running = false }
+    /// The items of a batch are done; their sessions are between steps again. With `now`, a
+    /// session whose next step would come before the head's is anticipated (type comment).
+    public mutating func completed(_ items: [Item], now: UInt64? = nil) {
+        for i in items {
+            sessions[i.session]?.running = false
+            sessions[i.session]?.completedAt = now
+        }
+    }
+
+    /// The earliest deadline of the sessions owed a turn before `head`, if any is still worth
+    /// waiting for at `now`.
+    private mutating func anticipation(before head: Item, now: UInt64) -> UInt64? {
+        guard settings.batchWait > 0 else { return nil }
+        departed = departed.filter { now < $0.value.at + settings.batchWait }
+        var owed: [(finishTag: UInt64, since: UInt64)] = departed.values.map { ($0.finishTag, $0.at) }
+        for s in sessions.values where s.pending == nil && !s.running {
+            if let done = s.completedAt { owed.append((s.finishTag, done)) }
+        }
+        var earliest: UInt64?
+        for o in owed where Swift.max(virtualTime, o.finishTag) < head.startTag {
+            let deadline = o.since + settings.batchWait
+            if now < deadline { earliest = Swift.min(earliest ?? deadline, deadline) }
+        }
+        return earliest
     }
 
     private mutating func start(_ batch: [Item]) {

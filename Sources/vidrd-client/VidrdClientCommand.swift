@@ -195,6 +195,8 @@ struct Stream: AsyncParsableCommand {
     @Option(help: "Denoising steps per clip.") var steps: UInt32?
     @Option(help: ArgumentHelp("Scheduler: ddim, dpm++ (DPM-Solver++ 2M, as good in 10-15 steps as DDIM in 25-50) or euler (default: the model's own; fifo needs ddim).", valueName: "name"))
     var scheduler: String?
+    @Option(help: "Scheduling weight: this session's share of the daemon's compute relative to others (default 1; the daemon's max_session_weight bounds it).")
+    var weight: UInt32?
     @Option(help: "Classifier-free guidance scale (≤ 1 disables it).") var guidance: Double?
     @Option(help: "Frames per clip.") var frames: UInt32?
     @Option(help: "Frame width in pixels.") var width: UInt32?
@@ -228,6 +230,9 @@ struct Stream: AsyncParsableCommand {
         if noStrategies && strategy != nil { throw ValidationError("--strategy and --no-strategies exclude each other") }
         if prefetch < 1 { throw ValidationError("--prefetch must be at least 1") }
         if resumeAttempts < 0 { throw ValidationError("--resume-attempts must be 0 or more") }
+        if let weight, weight < 1 || weight > ProtocolLimits.maxSessionWeight {
+            throw ValidationError("--weight must be in 1...\(ProtocolLimits.maxSessionWeight)")
+        }
         if let scheduler, SchedulerChoice(name: scheduler) == nil {
             throw ValidationError("--scheduler must be one of \(SchedulerChoice.allCases.map(\.name).joined(separator: ", "))")
         }
@@ -247,6 +252,7 @@ struct Stream: AsyncParsableCommand {
         request.seed = seed
         request.steps = steps
         request.scheduler = scheduler.flatMap(SchedulerChoice.init(name:))
+        request.weight = weight
         request.guidance = guidance
         request.framesPerClip = frames
         request.width = width

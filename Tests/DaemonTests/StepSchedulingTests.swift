@@ -129,6 +129,44 @@ extension DaemonSuite {
             await client.close()
         }
 
+        @Test("OPEN_SESSION's weight: a weight-3 session gets about three times the clips of a weight-1 twin; above max_session_weight it is refused")
+        func weightsShareTheComputeThread() async throws {
+            let d = try TestDaemon { $0.limits.maxSessionWeight = 4 }
+            defer { d.stop() }
+            let client = try await d.client()
+            #expect(await client.serverInfo.limits.maxSessionWeight == 4, "announced in HELLO_ACK's limits")
+            var heavy = Fixture.request("twin", seed: 1, steps: 8)
+            heavy.weight = 3
+            var light = Fixture.request("twin", seed: 2, steps: 8)
+            light.weight = 1
+            let a = try await client.openSession(heavy, maxClips: 1000)
+            let b = try await client.openSession(light, maxClips: 1000)
+            #expect(a.parameters.weight == 3 && b.parameters.weight == 1)
+            let log = EventLog()
+            let tasks = [(a, "a"), (b, "b")].map { session, name in
+                Task { for try await _ in session.clips() { log.add(name) } }
+            }
+            // Both are backlogged (credits granted as clips arrive); count until b has 4 clips,
+            // ignoring each session's first clip (they start one after the other).
+            #expect(await eventually(within: 120) { log.entries.filter { $0 == "b" }.count >= 5 })
+            a.cancel()
+            b.cancel()
+            for t in tasks { _ = try? await t.value }
+            let order = log.entries
+            let bIndices = order.indices.filter { order[$0] == "b" }
+            try #require(bIndices.count >= 5, "\(order)")
+            let bClips = bIndices.count - 1
+            let aClips = order[bIndices[0]...bIndices[bClips]].filter { $0 == "a" }.count
+            print("weights 3 : 1: a made \(aClips) clips while b made \(bClips)")
+            // Fair queuing by weight gives a three clips per b clip; equal weights would give one.
+            #expect(aClips >= 2 * bClips, "a made \(aClips) clips while b made \(bClips): \(order)")
+            var greedy = Fixture.request("greedy", seed: 3)
+            greedy.weight = 5
+            let e = try #require(try await rejection(d, greedy))
+            #expect(e.code == .invalidArgument && e.message.contains("max_session_weight = 4"), "\(e)")
+            await client.close()
+        }
+
         @Test("CANCEL during a long clip stops it within a step; the compute thread serves the next session")
         func cancelFreesTheWorkerWithinAStep() async throws {
             let d = try TestDaemon { $0.limits.maxSteps = 1000 }

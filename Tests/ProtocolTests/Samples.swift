@@ -106,6 +106,7 @@ enum Samples {
         var m = OpenSession(prompt: "z", seed: 3)
         m.noiseGenerator = .torchReuseAndDiffuse
         m.scheduler = .dpmSolver
+        m.weight = 7
         m.resumable = true
         m.continuation = [0x56, 0x52, 0x44, 0x43] + [UInt8](repeating: 0xA5, count: 300)
         return m
@@ -118,6 +119,7 @@ enum Samples {
         m.resumable = true
         m.continuation = [1, 2, 3]
         m.scheduler = .euler
+        m.weight = 1000
         return m
     }
 

@@ -141,6 +141,8 @@ struct ViolationTests {
             openSession { $0.raw(19, []) },
             openSession { $0.u8(20, 0) },
             openSession { $0.u8(20, 4) },
+            openSession { $0.u32(21, 0) },
+            openSession { $0.u32(21, 1001) },
         ]
         for bytes in bad {
             let e = violation(bytes)

@@ -55,6 +55,105 @@ import VidrdScheduling
         #expect(order == [1, 2, 1, 1, 2, 1, 1, 1, 2, 1, 1, 1, 2, 1, 1, 1])
     }
 
+    /// A session owed work (weight 3) whose thread resubmits 2 time units after its step completed,
+    /// while the weight-1 session resubmits at once; steps take 10. Without anticipation the
+    /// weight-1 session takes every other turn (session 1's tag is pulled up to virtual time each
+    /// time it was not pending); with it the 3 : 1 order of `weightsShareInProportion` holds.
+    @Test func anOwedSessionIsAnticipatedForBatchWait() throws {
+        func order(wait: UInt64) throws -> [UInt64] {
+            var s = scheduler(wait: wait)
+            s.register(session: 1, weight: 3)
+            s.register(session: 2, weight: 1)
+            _ = try s.submit(session: 1, kind: .denoise(Self.key8), cost: 30, now: 0)
+            _ = try s.submit(session: 2, kind: .denoise(Self.key8), cost: 30, now: 0)
+            var ran: [UInt64] = []
+            var now: UInt64 = 0
+            var resubmit1: UInt64?
+            func due() throws {
+                if let t = resubmit1, t <= now {
+                    _ = try s.submit(session: 1, kind: .denoise(Self.key8), cost: 30, now: t)
+                    resubmit1 = nil
+                }
+            }
+            while ran.count < 12 {
+                try due()
+                switch s.next(now: now) {
+                case .run(let items):
+                    ran += items.map(\.session)
+                    now += 10
+                    s.completed(items, now: now)
+                    if items.contains(where: { $0.session == 2 }) {
+                        _ = try s.submit(session: 2, kind: .denoise(Self.key8), cost: 30, now: now)
+                    } else {
+                        resubmit1 = now + 2
+                    }
+                case .wait(let until):
+                    #expect(until > now)
+                    now = Swift.min(until, resubmit1 ?? until)
+                case .idle:
+                    now = resubmit1 ?? now
+                }
+            }
+            return ran
+        }
+        let anticipating = try order(wait: 5)
+        #expect(anticipating == [1, 2, 1, 1, 2, 1, 1, 1, 2, 1, 1, 1], "\(anticipating)")
+        let greedy = try order(wait: 0)
+        #expect(greedy == [1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2], "\(greedy)")
+    }
+
+    /// Anticipation waits only for a session owed a turn before the head, and never past
+    /// `batchWait` after that session's step completed.
+    @Test func anticipationWaitsOnlyForOwedSessionsAndOnlyUntilTheDeadline() throws {
+        var s = scheduler(wait: 5)
+        s.register(session: 1, weight: 3)
+        s.register(session: 2, weight: 1)
+        _ = try s.submit(session: 1, kind: .solo, cost: 30, now: 0)
+        _ = try s.submit(session: 2, kind: .solo, cost: 30, now: 0)
+        guard case .run(let a) = s.next(now: 0), a.map(\.session) == [1] else { Issue.record("session 1 first"); return }
+        s.completed(a, now: 10)
+        // Session 1's next step would start at 10, after session 2's pending one (0): not owed.
+        guard case .run(let b) = s.next(now: 10), b.map(\.session) == [2] else { Issue.record("no wait for session 1"); return }
+        s.completed(b, now: 12)
+        _ = try s.submit(session: 2, kind: .solo, cost: 30, now: 12)
+        // Session 1 (its next tag 10) is owed before session 2's step (30): wait until 10 + 5.
+        #expect(s.next(now: 12) == .wait(until: 15))
+        // It does not come: session 2 runs at the deadline.
+        guard case .run(let c) = s.next(now: 15) else { Issue.record("session 2 at the deadline"); return }
+        #expect(c.map(\.session) == [2])
+    }
+
+    /// A session whose clip just ended is anticipated until its next clip registers (within
+    /// `batchWait`), with the finish tag it left; one that does not come back is not waited for again.
+    @Test func aSessionBetweenClipsIsAnticipatedToo() throws {
+        var s = scheduler(wait: 5)
+        s.register(session: 1, weight: 3)
+        s.register(session: 2, weight: 1)
+        _ = try s.submit(session: 1, kind: .solo, cost: 30, now: 0)
+        _ = try s.submit(session: 2, kind: .solo, cost: 30, now: 0)
+        guard case .run(let a) = s.next(now: 0), a.map(\.session) == [1] else { Issue.record("session 1 first"); return }
+        s.completed(a, now: 10)
+        guard case .run(let b) = s.next(now: 10), b.map(\.session) == [2] else { Issue.record("then session 2"); return }
+        s.completed(b, now: 20)
+        _ = try s.submit(session: 2, kind: .solo, cost: 30, now: 20)
+        // Session 1's clip ends at 20 (its finish tag 10 is behind session 2's 30): wait for its next clip.
+        let left = s.unregister(session: 1, now: 20)
+        let tag = try #require(left)
+        #expect(s.next(now: 21) == .wait(until: 25))
+        s.register(session: 1, weight: 3, finishTag: tag)
+        _ = try s.submit(session: 1, kind: .solo, cost: 30, now: 22)
+        guard case .run(let c) = s.next(now: 22) else { Issue.record("expected a run"); return }
+        #expect(c.map(\.session) == [1], "the next clip's first step takes the turn it was owed")
+        s.completed(c, now: 32)
+        s.unregister(session: 1, now: 32)
+        #expect(s.next(now: 33) == .wait(until: 37))
+        guard case .run(let d) = s.next(now: 37) else { Issue.record("session 2 at the deadline"); return }
+        #expect(d.map(\.session) == [2])
+        s.completed(d, now: 40)
+        _ = try s.submit(session: 2, kind: .solo, cost: 30, now: 40)
+        guard case .run(let e) = s.next(now: 40), e.map(\.session) == [2] else { Issue.record("no more waiting for a session gone"); return }
+    }
+
     @Test func compatibleStepsShareOneCallUpToMaxBatch() throws {
         var s = scheduler(maxBatch: 2)
         for k in 1...3 as ClosedRange<UInt64> { s.register(session: k) }
