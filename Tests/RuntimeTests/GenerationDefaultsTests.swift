@@ -38,6 +38,35 @@ import VidrdRuntime
         }
     }
 
+    /// `scheduler_overrides` replaces keys of the folder's scheduler config for one kind only; a
+    /// kind it does not know, or an option that kind cannot run, fails the load naming it.
+    @Test func schedulerOverridesConfigureOneKind() throws {
+        let model = Fixture.root.appendingPathComponent("tiny-lpb2/model")
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("vidrd-gencfg-model-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: model, to: copy)
+        defer { try? FileManager.default.removeItem(at: copy) }
+        let plain = try TextToVideoPipeline(modelDirectory: model)
+        // The folder's DDIM config (leading, steps_offset 1) read by DPM-Solver as from_config does.
+        #expect(try plain.scheduler(.dpmSolver).timesteps(steps: 10) == [901, 811, 721, 631, 541, 451, 361, 271, 181, 91])
+        let file = copy.appendingPathComponent(GenerationDefaults.fileName)
+        try Data(#"{"scheduler_overrides": {"DPMSolverMultistepScheduler": {"timestep_spacing": "trailing", "steps_offset": 0}}}"#.utf8).write(to: file)
+        let tuned = try TextToVideoPipeline(modelDirectory: copy)
+        // diffusers' trailing spacing: round(arange(1000, 0, -100)) - 1.
+        #expect(try tuned.scheduler(.dpmSolver).timesteps(steps: 10) == [999, 899, 799, 699, 599, 499, 399, 299, 199, 99])
+        #expect(try tuned.scheduler(nil).timesteps(steps: 4) == (try plain.scheduler(nil).timesteps(steps: 4)), "DDIM keeps the folder's")
+        #expect(try tuned.scheduler(.euler).timesteps(steps: 4) == (try plain.scheduler(.euler).timesteps(steps: 4)))
+        for (json, message) in [(#"{"scheduler_overrides": {"PNDMScheduler": {}}}"#, "names PNDMScheduler"),
+                                (#"{"scheduler_overrides": {"dpm++": {"solver_order": 3}}}"#, "solver_order = 3"),
+                                (#"{"scheduler_overrides": []}"#, "\"scheduler_overrides\" must be an object")] {
+            try Data(json.utf8).write(to: file)
+            #expect {
+                _ = try TextToVideoPipeline(modelDirectory: copy)
+            } throws: { error in
+                "\(error)".contains(message) && "\(error)".contains(GenerationDefaults.fileName)
+            }
+        }
+    }
+
     /// The pipeline exposes the folder's value, and 7.5 (diffusers' default) without one.
     @Test func pipelineDefaultGuidance() throws {
         let model = Fixture.root.appendingPathComponent("tiny-lpb2/model")

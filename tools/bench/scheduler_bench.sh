@@ -92,6 +92,6 @@ for r in $(seq 1 "$runs"); do
     "$bin/vidrd-client" stream --server "127.0.0.1:$port" --prompt "${prompt_list[0]}" --seed 1 --clips "$clips" \
       --strategy fnr,pns,dsg --emission all --scheduler "$kind" --steps "$steps" \
       --timings "$out/speed-$kind-$steps-r$r.csv" >/dev/null 2>"$out/speed-$kind-$steps-r$r.log"
-    echo "run $r $kind $steps ($(cat "$out/speed-$kind-$steps-r$r.load")): $(python3 tools/bench/stream_stats.py --label "$kind $steps" "$out/speed-$kind-$steps-r$r.csv" | grep -E '^\| [a-z]' | tail -1)"
+    echo "run $r $kind $steps ($(cat "$out/speed-$kind-$steps-r$r.load")): $(python3 tools/bench/stream_stats.py --label "$kind $steps" "$out/speed-$kind-$steps-r$r.csv" | grep '^speed-' | awk '{print $4 " frames/s (first to last frame), TTFF " $5 " s, max gap " $8 " s"}')"
   done
 done

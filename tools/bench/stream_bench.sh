@@ -27,7 +27,9 @@
 # The end is a Markdown table for BENCHMARKS.md and the issue's targets checked on these numbers.
 #
 # Environment: DAEMON_ARGS (extra vidrd-daemon arguments, e.g. "--max-batch 8"; they come last and
-# win), BENCH_SECONDS (20), CLIPS_1, CLIPS_MULTI, LIGHT_CLIPS, HEAVY_CAP_S (set the clip counts to
+# win), DAEMON_CONF (extra lines for the daemon's configuration file, e.g. "max_session_weight = 4"),
+# LIGHT_ARGS (extra vidrd-client arguments of the light stream, alone and next to the heavy one,
+# e.g. "--weight 3"), ONLY_LIGHT=1 (skip the 1/4/8-session runs), BENCH_SECONDS (20), CLIPS_1, CLIPS_MULTI, LIGHT_CLIPS, HEAVY_CAP_S (set the clip counts to
 # compare two daemons on equal work), BENCH_OUT (folder for the timings and logs; default a new
 # /tmp/vidrd-bench.*), VIDRD_SCRATCH (build folder, .build), VIDRD_PORT (17901).
 # Takes about 10 minutes on 2 cores (9 min 12 s under load average 4.5, today's clip-level
@@ -51,6 +53,8 @@ bench_seconds="${BENCH_SECONDS:-20}"
 light_clips="${LIGHT_CLIPS:-8}"
 heavy_cap="${HEAVY_CAP_S:-600}"
 read -r -a daemon_args <<< "${DAEMON_ARGS:-}"
+read -r -a light_args <<< "${LIGHT_ARGS:-}"
+only_light="${ONLY_LIGHT:-0}"
 out="${BENCH_OUT:-$(mktemp -d /tmp/vidrd-bench.XXXXXX)}"
 mkdir -p "$out"
 stats="python3 tools/bench/stream_stats.py"
@@ -73,6 +77,7 @@ fi
 # itself sends nothing bigger); DAEMON_ARGS still override them.
 conf="$out/daemon.conf"
 printf 'max_size_factor = 0\nmax_frames_per_clip = 64\nmax_steps = 200\n' > "$conf"
+[ -n "${DAEMON_CONF:-}" ] && printf '%s\n' "$DAEMON_CONF" >> "$conf"
 daemon=
 clients=()
 cleanup() {
@@ -140,19 +145,21 @@ clips_1="${CLIPS_1:-$(awk -v s="$bench_seconds" -v t="$t1" 'BEGIN { k = int(s / 
 clips_multi="${CLIPS_MULTI:-$(awk -v s="$bench_seconds" -v t="$t1" 'BEGIN { k = int(s * 2 / (4 * t) + 0.999) + 1; print (k < 4 ? 4 : k) }')}"
 echo "  one clip every $t1 s: $clips_1 clips for 1 session, $clips_multi clips per session for 4 and 8 (CLIPS_1, CLIPS_MULTI override)"
 
-run_sessions "1 session" 1 "$clips_1" 0
-run_sessions "4 sessions" 4 "$clips_multi" 10
-run_sessions "8 sessions" 8 "$clips_multi" 20
+if [ "$only_light" != 1 ]; then
+  run_sessions "1 session" 1 "$clips_1" 0
+  run_sessions "4 sessions" 4 "$clips_multi" 10
+  run_sessions "8 sessions" 8 "$clips_multi" 20
+fi
 echo "daemon peak RSS so far: $(rss VmHWM)"
 
 echo
-echo "== light + heavy: the light stream alone ($light_clips clips), then again while another client runs one 30-step 128×128×64-frame clip"
-stream light-alone 31 --clips "$light_clips"
+echo "== light + heavy: the light stream alone ($light_clips clips), then again while another client runs one 30-step 128×128×64-frame clip (light stream arguments: ${LIGHT_ARGS:-none})"
+stream light-alone 31 --clips "$light_clips" "${light_args[@]}"
 wait $!
 echo "  light alone: $(tail -1 "$out/light-alone.log")"
 $stats --label "light alone" "$out/light-alone.csv"
 $stats --label "light alone" --json "$out/light-alone.csv" > "$out/light-alone.json"
-stream light-with-heavy 31
+stream light-with-heavy 31 "${light_args[@]}"
 light=$!
 clients=($light)
 until [ "$(last_clip "$out/light-with-heavy.csv.tmp")" -ge 1 ]; do
@@ -240,7 +247,8 @@ def load(name):
     with open(os.path.join(out, name + ".json")) as f:
         return json.load(f)
 def agg(name):
-    return load(name)["aggregate"]
+    path = os.path.join(out, name + ".json")
+    return load(name)["aggregate"] if os.path.exists(path) else {"frames_per_s": None, "spread_pct": None}
 one, four, eight = agg("1-session"), agg("4-sessions"), agg("8-sessions")
 alone = load("light-alone")["sessions"][0]
 shared = load("light-with-heavy")["sessions"][0]

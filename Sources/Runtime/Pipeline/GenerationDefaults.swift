@@ -12,6 +12,12 @@ public struct GenerationDefaults: Sendable, Equatable {
 
     /// Classifier-free guidance scale; nil: the model recommends none.
     public var guidanceScale: Float?
+    /// Per scheduler kind, keys that replace the folder's `scheduler_config.json` when a clip
+    /// samples with that kind (`"scheduler_overrides": {"DPMSolverMultistepScheduler":
+    /// {"timestep_spacing": "trailing"}}`): how a model says which spacing suits it when a
+    /// scheduler is configured from another class's config, as diffusers users pass
+    /// `from_config(config, timestep_spacing=...)`. Keys are class names or vidrd's names.
+    public var schedulerOverrides: [SchedulerKind: ModelConfig] = [:]
 
     public init(guidanceScale: Float? = nil) {
         self.guidanceScale = guidanceScale
@@ -26,15 +32,23 @@ public struct GenerationDefaults: Sendable, Equatable {
             return
         }
         let config = try ModelConfig(path: path)
-        guard config.has("guidance_scale") else {
-            self.init()
-            return
+        self.init()
+        if config.has("guidance_scale") {
+            let g = try config.double("guidance_scale")
+            guard g.isFinite, (0...Self.maxGuidanceScale).contains(g) else {
+                throw ModelError.invalidConfig("\(path): \"guidance_scale\" = \(g) is outside 0...\(Self.maxGuidanceScale)")
+            }
+            guidanceScale = Float(g)
         }
-        let g = try config.double("guidance_scale")
-        guard g.isFinite, (0...Self.maxGuidanceScale).contains(g) else {
-            throw ModelError.invalidConfig("\(path): \"guidance_scale\" = \(g) is outside 0...\(Self.maxGuidanceScale)")
+        if let overrides = try config.object("scheduler_overrides") {
+            for name in overrides.keys {
+                guard let kind = SchedulerKind(name: name) else {
+                    throw ModelError.invalidConfig("\(path): \"scheduler_overrides\" names \(name), not one of \(SchedulerKind.allCases.map(\.className).joined(separator: ", "))")
+                }
+                guard let o = try overrides.object(name) else { continue }
+                schedulerOverrides[kind] = o
+            }
         }
-        self.init(guidanceScale: Float(g))
     }
 
     /// The protocol's bound on guidance (ProtocolLimits.maxGuidance), repeated here because the

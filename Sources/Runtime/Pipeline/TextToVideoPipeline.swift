@@ -48,12 +48,18 @@ public struct TextToVideoPipeline: Sendable {
         textEncoder = try CLIPTextModel(directory: dir.appendingPathComponent("text_encoder"))
         unet = try VideoUNet(directory: dir.appendingPathComponent("unet"))
         vae = try AutoencoderKL(directory: dir.appendingPathComponent("vae"))
-        schedulerConfig = try ModelConfig(path: dir.appendingPathComponent("scheduler/scheduler_config.json").path)
-        scheduler = DDIMScheduler(configuration: try DDIMScheduler.Configuration(config: schedulerConfig))
-        // The native scheduler must configure: a folder whose own scheduler this runtime cannot
-        // run is refused at load, not at its first clip.
-        _ = try DiffusionScheduler(kind: nativeScheduler, config: schedulerConfig)
-        recommended = try GenerationDefaults(directory: dir)
+        let base = try ModelConfig(path: dir.appendingPathComponent("scheduler/scheduler_config.json").path)
+        let recommended = try GenerationDefaults(directory: dir)
+        schedulerConfig = base
+        self.recommended = recommended
+        func config(_ kind: SchedulerKind) -> ModelConfig {
+            recommended.schedulerOverrides[kind].map { base.overridden(by: $0) } ?? base
+        }
+        scheduler = DDIMScheduler(configuration: try DDIMScheduler.Configuration(config: config(.ddim)))
+        // The native scheduler and every override must configure: a folder whose own scheduler,
+        // or a recommendation it makes, this runtime cannot run is refused at load.
+        _ = try DiffusionScheduler(kind: nativeScheduler, config: config(nativeScheduler))
+        for kind in recommended.schedulerOverrides.keys { _ = try DiffusionScheduler(kind: kind, config: config(kind)) }
         modelDirectory = dir
         guard textEncoder.configuration.hiddenSize == unet.crossAttentionDim else {
             throw ModelError.invalidConfig("text encoder width \(textEncoder.configuration.hiddenSize) ≠ U-Net cross_attention_dim \(unet.crossAttentionDim)")
@@ -64,11 +70,12 @@ public struct TextToVideoPipeline: Sendable {
     }
 
     /// The scheduler of `kind` (nil: the folder's own), configured from the folder's
-    /// `scheduler_config.json`.
+    /// `scheduler_config.json` and the overrides its `generation_config.json` recommends for it.
     public func scheduler(_ kind: SchedulerKind?) throws -> DiffusionScheduler {
         let k = kind ?? nativeScheduler
         if k == .ddim { return .ddim(scheduler) }
-        return try DiffusionScheduler(kind: k, config: schedulerConfig)
+        let config = recommended.schedulerOverrides[k].map { schedulerConfig.overridden(by: $0) } ?? schedulerConfig
+        return try DiffusionScheduler(kind: k, config: config)
     }
 
     /// Guidance when a caller names none: the model's recommendation, else the standard

@@ -3,9 +3,31 @@ import Foundation
 /// A component's `config.json` with typed accessors. diffusers omits keys that hold their
 /// defaults, so every accessor takes the library's default; a key of the wrong type is an error
 /// naming the file and the key.
-public struct ModelConfig: Sendable {
+public struct ModelConfig: Sendable, Equatable {
     public let path: String
     private let values: [String: JSONValue]
+
+    private init(path: String, values: [String: JSONValue]) {
+        self.path = path
+        self.values = values
+    }
+
+    /// The object under `key` as a config of its own (named `path: key` in errors); nil when absent.
+    public func object(_ key: String) throws -> ModelConfig? {
+        switch values[key] {
+        case .object(let o)?: return ModelConfig(path: "\(path): \(key)", values: o)
+        case nil, .null?: return nil
+        default: throw fail(key, "an object")
+        }
+    }
+
+    /// The keys of the object.
+    public var keys: [String] { values.keys.sorted() }
+
+    /// This config with `other`'s keys replacing or adding to its own (named after both in errors).
+    public func overridden(by other: ModelConfig) -> ModelConfig {
+        ModelConfig(path: "\(path) with \(other.path)", values: values.merging(other.values) { _, new in new })
+    }
 
     public init(path: String) throws {
         self.path = path
