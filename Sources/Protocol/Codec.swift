@@ -517,6 +517,17 @@ public enum WireCodec {
     }
 
     /// Tags 3...12, shared by OPEN_SESSION and SESSION_OPENED, with the same meaning and ranges.
+    /// A u8 field (once) holding one of an enumeration's raw values, which run 1...n.
+    static func readChoice<E: RawRepresentable & CaseIterable>(_ r: inout TLVReader, _ f: TLVField, _ name: String) throws(ProtocolError) -> E
+    where E.RawValue == UInt8 {
+        try r.once(f, name)
+        let v = try r.u8(f, name)
+        guard let e = E(rawValue: v) else {
+            throw r.fail(.valueOutOfRange, "field \(name) = \(v) is outside 1...\(E.allCases.count)")
+        }
+        return e
+    }
+
     static func readSessionParameter(_ r: inout TLVReader, _ f: TLVField, into m: inout OpenSession) throws(ProtocolError) {
         switch f.tag {
         case 3: try r.once(f, "seed"); m.seed = try r.u64(f, "seed")
@@ -554,22 +565,11 @@ public enum WireCodec {
             try r.once(f, "prompt_frames")
             m.promptFrames = try r.u32(f, "prompt_frames", in: 0...ProtocolLimits.maxFramesPerClip)
         case 16:
-            try r.once(f, "emission")
-            let v = try r.u8(f, "emission")
-            guard let e = FrameEmission(rawValue: v) else { throw r.fail(.valueOutOfRange, "field emission = \(v) is outside 1...2") }
-            m.emission = e
+            m.emission = try readChoice(&r, f, "emission")
         case 17:
-            try r.once(f, "noise_generator")
-            let v = try r.u8(f, "noise_generator")
-            guard let g = NoiseGeneratorKind(rawValue: v) else {
-                throw r.fail(.valueOutOfRange, "field noise_generator = \(v) is outside 1...3")
-            }
-            m.noiseGenerator = g
+            m.noiseGenerator = try readChoice(&r, f, "noise_generator")
         case 20:
-            try r.once(f, "scheduler")
-            let v = try r.u8(f, "scheduler")
-            guard let k = SchedulerChoice(rawValue: v) else { throw r.fail(.valueOutOfRange, "field scheduler = \(v) is outside 1...3") }
-            m.scheduler = k
+            m.scheduler = try readChoice(&r, f, "scheduler")
         case 21:
             try r.once(f, "weight")
             m.weight = try r.u32(f, "weight", in: 1...ProtocolLimits.maxSessionWeight)

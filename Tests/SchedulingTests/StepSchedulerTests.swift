@@ -102,20 +102,34 @@ import VidrdScheduling
         #expect(greedy == [1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2], "\(greedy)")
     }
 
-    /// Anticipation waits only for a session owed a turn before the head, and never past
-    /// `batchWait` after that session's step completed.
-    @Test func anticipationWaitsOnlyForOwedSessionsAndOnlyUntilTheDeadline() throws {
+    /// Session 1 (weight 3) and session 2 (weight 1), steps of cost 30: session 1 runs first and
+    /// completes at 10 without resubmitting; session 2 then runs at once (session 1's next tag, 10,
+    /// is after session 2's pending 0: not owed), completes at `secondDoneAt` and resubmits (tag 30).
+    func oneTurnEach(secondDoneAt: UInt64) throws -> S {
         var s = scheduler(wait: 5)
         s.register(session: 1, weight: 3)
         s.register(session: 2, weight: 1)
         _ = try s.submit(session: 1, kind: .solo, cost: 30, now: 0)
         _ = try s.submit(session: 2, kind: .solo, cost: 30, now: 0)
-        guard case .run(let a) = s.next(now: 0), a.map(\.session) == [1] else { Issue.record("session 1 first"); return }
+        let first = s.next(now: 0)
+        guard case .run(let a) = first, a.map(\.session) == [1] else { throw Failure("session 1 first: \(first)") }
         s.completed(a, now: 10)
-        // Session 1's next step would start at 10, after session 2's pending one (0): not owed.
-        guard case .run(let b) = s.next(now: 10), b.map(\.session) == [2] else { Issue.record("no wait for session 1"); return }
-        s.completed(b, now: 12)
-        _ = try s.submit(session: 2, kind: .solo, cost: 30, now: 12)
+        let second = s.next(now: 10)
+        guard case .run(let b) = second, b.map(\.session) == [2] else { throw Failure("no wait for session 1: \(second)") }
+        s.completed(b, now: secondDoneAt)
+        _ = try s.submit(session: 2, kind: .solo, cost: 30, now: secondDoneAt)
+        return s
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+        init(_ d: String) { description = d }
+    }
+
+    /// Anticipation waits only for a session owed a turn before the head, and never past
+    /// `batchWait` after that session's step completed.
+    @Test func anticipationWaitsOnlyForOwedSessionsAndOnlyUntilTheDeadline() throws {
+        var s = try oneTurnEach(secondDoneAt: 12)
         // Session 1 (its next tag 10) is owed before session 2's step (30): wait until 10 + 5.
         #expect(s.next(now: 12) == .wait(until: 15))
         // It does not come: session 2 runs at the deadline.
@@ -126,16 +140,7 @@ import VidrdScheduling
     /// A session whose clip just ended is anticipated until its next clip registers (within
     /// `batchWait`), with the finish tag it left; one that does not come back is not waited for again.
     @Test func aSessionBetweenClipsIsAnticipatedToo() throws {
-        var s = scheduler(wait: 5)
-        s.register(session: 1, weight: 3)
-        s.register(session: 2, weight: 1)
-        _ = try s.submit(session: 1, kind: .solo, cost: 30, now: 0)
-        _ = try s.submit(session: 2, kind: .solo, cost: 30, now: 0)
-        guard case .run(let a) = s.next(now: 0), a.map(\.session) == [1] else { Issue.record("session 1 first"); return }
-        s.completed(a, now: 10)
-        guard case .run(let b) = s.next(now: 10), b.map(\.session) == [2] else { Issue.record("then session 2"); return }
-        s.completed(b, now: 20)
-        _ = try s.submit(session: 2, kind: .solo, cost: 30, now: 20)
+        var s = try oneTurnEach(secondDoneAt: 20)
         // Session 1's clip ends at 20 (its finish tag 10 is behind session 2's 30): wait for its next clip.
         let left = s.unregister(session: 1, now: 20)
         let tag = try #require(left)
