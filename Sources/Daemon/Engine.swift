@@ -239,14 +239,13 @@ extension GenerationEngine {
         }
         // A generating strategy (fifo) emits every frame of every clip, whatever was asked.
         let effectiveEmission = stream.configuration.emission
-        let opened = SessionOpened(
+        var opened = SessionOpened(
             seed: c.seed, steps: steps, guidance: guidance, framesPerClip: frames, width: width, height: height, fps: fps,
             strategies: effective, webpQuality: quality, webpLossless: lossless,
             promptTokens: UInt32(pipeline.tokenizer.tokenize(r.prompt).count),
             promptFrames: UInt32(promptFrames), emission: effectiveEmission == .all ? .all : .new)
-        var openedWithScheduler = opened
-        openedWithScheduler.scheduler = Self.schedulerChoice(stream.scheduler.kind)
-        openedWithScheduler.weight = weight
+        opened.scheduler = Self.schedulerChoice(stream.scheduler.kind)
+        opened.weight = weight
         var request = OpenSession(
             prompt: r.prompt, negativePrompt: negative, seed: c.seed, steps: steps, guidance: guidance, framesPerClip: frames,
             width: width, height: height, fps: fps, strategies: effective, webpQuality: quality, webpLossless: lossless,
@@ -254,10 +253,10 @@ extension GenerationEngine {
         request.noiseGenerator = r.noiseGenerator ?? .vidrd
         // The effective scheduler, so that a continuation resumes with it even on a node whose
         // model folder names another.
-        request.scheduler = openedWithScheduler.scheduler
+        request.scheduler = opened.scheduler
         request.weight = weight
         return ResolvedSession(
-            opened: openedWithScheduler, stream: stream, compression: lossless ? .lossless : .lossy(quality: Float(quality)),
+            opened: opened, stream: stream, compression: lossless ? .lossless : .lossy(quality: Float(quality)),
             initialCredits: credits, emission: effectiveEmission, promptFrames: promptFrames, strategyDecidesEmission: decides,
             effectiveRequest: request)
     }

@@ -41,10 +41,7 @@ public struct ClipSampler {
         var hooks = FixedFrameTimesteps(timesteps: frameTimesteps)
         // A one-step schedule whose uniform timestep the hook replaces for every frame: exactly the
         // sampler's per-frame path (U-Net per-(entry, frame) timesteps, DDIM per frame).
-        guard let ddim = scheduler.ddim else {
-            throw ModelError.unsupported("per-frame timesteps need the DDIM scheduler; this stream samples with \(scheduler.kind.rawValue)")
-        }
-        let out = try backend.denoise(initialNoise: latents, scheduler: .ddim(ddim), steps: 1, guidanceScale: guidanceScale,
+        let out = try backend.denoise(initialNoise: latents, scheduler: .ddim(try scheduler.frameTimestepScheduler()), steps: 1, guidanceScale: guidanceScale,
                                       hooks: &hooks) { _ in true }
         try report(timestep: frameTimesteps.map(\.timestep).max() ?? 0, latents: out)
         return out

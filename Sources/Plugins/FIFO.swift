@@ -53,16 +53,10 @@ public struct FIFOStrategy: NoiseStrategy {
         }
     }
 
+    /// The diagonal queue moves every frame at its own timestep, which only DDIM can do (the
+    /// stream refuses fifo under another scheduler before this runs: `VideoStream.checkScheduler`).
     public func check(shape: ClipShape, scheduler: DiffusionScheduler) throws {
-        _ = try plan(shape: shape, scheduler: try Self.ddim(scheduler))
-    }
-
-    /// The diagonal queue moves every frame at its own timestep, which only DDIM can do.
-    static func ddim(_ scheduler: DiffusionScheduler) throws -> DDIMScheduler {
-        guard let d = scheduler.ddim else {
-            throw PluginError.invalidConfiguration("fifo denoises every queued frame at its own timestep, which needs the ddim scheduler; this stream samples with \(scheduler.kind.rawValue)")
-        }
-        return d
+        _ = try plan(shape: shape, scheduler: try scheduler.frameTimestepScheduler())
     }
 
     /// f, n and the clean context frames for a stream of `shape`: what `plan` derives before it
@@ -98,7 +92,7 @@ public struct FIFOStrategy: NoiseStrategy {
     }
 
     public mutating func generateClip(_ clip: ClipContext, initialNoise: Tensor, sampler: inout ClipSampler) throws -> Tensor {
-        let p = try plan(shape: clip.shape, scheduler: try Self.ddim(sampler.scheduler))
+        let p = try plan(shape: clip.shape, scheduler: try sampler.scheduler.frameTimestepScheduler())
         let n = clip.shape.frames
         var noise = (0..<n).map { initialNoise.latentFrame($0) }
         let filling = queue.isEmpty

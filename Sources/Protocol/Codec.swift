@@ -516,7 +516,6 @@ public enum WireCodec {
         return code
     }
 
-    /// Tags 3...12, shared by OPEN_SESSION and SESSION_OPENED, with the same meaning and ranges.
     /// A u8 field (once) holding one of an enumeration's raw values, which run 1...n.
     static func readChoice<E: RawRepresentable & CaseIterable>(_ r: inout TLVReader, _ f: TLVField, _ name: String) throws(ProtocolError) -> E
     where E.RawValue == UInt8 {
@@ -528,6 +527,8 @@ public enum WireCodec {
         return e
     }
 
+    /// Tags 3...12, 15...17, 20 and 21, shared by OPEN_SESSION and SESSION_OPENED, with the same
+    /// meaning and ranges.
     static func readSessionParameter(_ r: inout TLVReader, _ f: TLVField, into m: inout OpenSession) throws(ProtocolError) {
         switch f.tag {
         case 3: try r.once(f, "seed"); m.seed = try r.u64(f, "seed")

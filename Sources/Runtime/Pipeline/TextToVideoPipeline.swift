@@ -52,9 +52,7 @@ public struct TextToVideoPipeline: Sendable {
         let recommended = try GenerationDefaults(directory: dir)
         schedulerConfig = base
         self.recommended = recommended
-        func config(_ kind: SchedulerKind) -> ModelConfig {
-            recommended.schedulerOverrides[kind].map { base.overridden(by: $0) } ?? base
-        }
+        let config = { (kind: SchedulerKind) in Self.schedulerConfig(kind, base: base, recommended: recommended) }
         scheduler = DDIMScheduler(configuration: try DDIMScheduler.Configuration(config: config(.ddim)))
         // The native scheduler and every override must configure: a folder whose own scheduler,
         // or a recommendation it makes, this runtime cannot run is refused at load.
@@ -74,8 +72,13 @@ public struct TextToVideoPipeline: Sendable {
     public func scheduler(_ kind: SchedulerKind?) throws -> DiffusionScheduler {
         let k = kind ?? nativeScheduler
         if k == .ddim { return .ddim(scheduler) }
-        let config = recommended.schedulerOverrides[k].map { schedulerConfig.overridden(by: $0) } ?? schedulerConfig
-        return try DiffusionScheduler(kind: k, config: config)
+        return try DiffusionScheduler(kind: k, config: Self.schedulerConfig(k, base: schedulerConfig, recommended: recommended))
+    }
+
+    /// `scheduler_config.json` as `kind` reads it: with the keys `generation_config.json`
+    /// recommends for that kind, if any.
+    static func schedulerConfig(_ kind: SchedulerKind, base: ModelConfig, recommended: GenerationDefaults) -> ModelConfig {
+        recommended.schedulerOverrides[kind].map { base.overridden(by: $0) } ?? base
     }
 
     /// Guidance when a caller names none: the model's recommendation, else the standard
@@ -225,9 +228,7 @@ public struct TextToVideoPipeline: Sendable {
             var step = DenoiseStep(index: i, totalSteps: timesteps.count, timestep: t, previousTimestep: previous,
                                    frameTimesteps: nil)
             let perFrame = try hooks.frameTimesteps(step, frames: frames)
-            if perFrame != nil, !run.kind.supportsFrameTimesteps {
-                throw ModelError.unsupported("per-frame timesteps need the DDIM scheduler; this clip samples with \(run.kind.rawValue)")
-            }
+            let frameScheduler = try perFrame.map { _ in try scheduler.frameTimestepScheduler() }
             if let perFrame {
                 guard perFrame.count == frames else {
                     throw ModelError.invalidInput("per-frame timesteps: expected \(frames), got \(perFrame.count)")
@@ -267,7 +268,7 @@ public struct TextToVideoPipeline: Sendable {
                 noise = out
             }
             let stepInput = latents
-            if let perFrame, let ddim = scheduler.ddim {
+            if let perFrame, let ddim = frameScheduler {
                 noise.scalars.withUnsafeBufferPointer { m in
                     latents.scalars.withUnsafeMutableBufferPointer { s in
                         for c in 0..<channels {

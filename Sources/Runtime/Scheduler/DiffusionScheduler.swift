@@ -63,6 +63,15 @@ public enum DiffusionScheduler: Sendable {
         return nil
     }
 
+    /// The DDIM scheduler that moves frames at timesteps of their own, or the error every caller
+    /// of per-frame timesteps (the sampler, `ClipSampler`, fifo) gives under another kind.
+    public func frameTimestepScheduler() throws -> DDIMScheduler {
+        guard let d = ddim else {
+            throw ModelError.unsupported("per-frame timesteps need the ddim scheduler; this stream samples with \(kind.rawValue)")
+        }
+        return d
+    }
+
     /// The scheduler of `kind` configured by a diffusers `scheduler_config.json` (one saved for
     /// another class is accepted, as `from_config` does; options the kind does not implement are
     /// errors naming them).
