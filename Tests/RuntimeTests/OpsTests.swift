@@ -95,11 +95,17 @@ import Testing
         } }
     }
 
+    /// The element-wise kernels' vector bodies this CPU runs (GENERIC is the portable one).
+    static var vectorISAs: [vidrd_isa] {
+        [(ComputeKernels.ISA.avx2, VIDRD_ISA_AVX2), (.avx512, VIDRD_ISA_AVX512)]
+            .filter { $0.0 <= ComputeKernels.cpuSupported }.map(\.1)
+    }
+
     /// The element-wise kernels (exp in softmax, SiLU, GELU) against libm, on every ISA this CPU
     /// runs, and the same bits on each: exp ≤ 3e-7 relative, erf ≤ 5e-7 absolute (GELU's error is
     /// that times |x|/2), SiLU ≤ 4e-7 relative.
     @Test func elementwiseKernelsMatchLibm() {
-        let isas = [VIDRD_ISA_GENERIC] + (ComputeKernels.cpuSupported >= .avx2 ? [VIDRD_ISA_AVX2] : [])
+        let isas = [VIDRD_ISA_GENERIC] + Self.vectorISAs
         // Scores ≤ 0 with a 0 among them: the shifted exp is exp itself.
         let scores = stride(from: Float(-20), through: 0, by: 0.0173).map { $0 } + [0]
         let inputs = stride(from: Float(-9), through: 9, by: 0.00731).map { $0 }
@@ -127,6 +133,37 @@ import Testing
         }
         for o in outputs.dropFirst() {
             #expect(zip(o, outputs[0]).allSatisfy { $0.map(\.bitPattern) == $1.map(\.bitPattern) }, "every ISA gives the same bits")
+        }
+    }
+
+    /// Every element-wise kernel on every ISA this CPU runs against the portable body, bit for bit,
+    /// at every tail length (the AVX-512 body finishes a row with a group of 8 and scalar code after
+    /// its 16-wide chunks, the AVX2 one with scalar code) and with inputs past exp's clamp; for
+    /// exp_shifted_row the returned sum too, which every body must add up in one order.
+    @Test mutating func elementwiseKernelsGiveTheSameBitsOnEveryISA() {
+        let kernels = ["exp_shifted_row", "silu", "gelu", "gelu_gate", "affine_row", "affine_row+silu"]
+        for n in Array(0...70) + [255, 256, 257, 1000, 4103] {
+            // Mostly |x| < 12; every seventh up to a few hundred, past exp's clamp (±87).
+            let x = randn(n).enumerated().map { $0.offset % 7 == 3 ? $0.element * 100 : $0.element * 4 }
+            let y = randn(n).map { $0 * 4 }, scale = randn(n), mean = randn(n), beta = randn(n)
+            func run(_ isa: vidrd_isa) -> [[UInt32]] {
+                var e = x, si = x, ge = x, gate = y + x
+                let sum = vidrd_exp_shifted_row(isa, &e, n)
+                vidrd_silu(isa, &si, n)
+                vidrd_gelu(isa, &ge, n)
+                vidrd_gelu_gate(isa, &gate, n)
+                // Three more than c: the kernel must leave them alone.
+                var affine = [Float](repeating: 7, count: n + 3), affineSiLU = affine
+                vidrd_affine_row(isa, x, scale, mean, beta, &affine, n, 0)
+                vidrd_affine_row(isa, x, scale, mean, beta, &affineSiLU, n, 1)
+                return [e + [sum], si, ge, gate, affine, affineSiLU].map { $0.map(\.bitPattern) }
+            }
+            let expected = run(VIDRD_ISA_GENERIC)
+            for isa in Self.vectorISAs {
+                for (kernel, (got, want)) in zip(kernels, zip(run(isa), expected)) {
+                    #expect(got == want, "\(kernel), n = \(n), isa \(isa)")
+                }
+            }
         }
     }
 
