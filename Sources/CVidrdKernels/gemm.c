@@ -36,7 +36,7 @@ static void scratch_make_key(void) {
     scratch_key_ready = pthread_key_create(&scratch_key, scratch_release) == 0;
 }
 
-static float *scratch_floats(size_t count) {
+float *vidrd_gemm_scratch(size_t count) {
     pthread_once(&scratch_once, scratch_make_key);
     if (!scratch_key_ready) return NULL;
     scratch_buffer *s = pthread_getspecific(scratch_key);
@@ -118,14 +118,23 @@ static void pack_b(const float *b, long ldb, int trans, long p0, long kc, long j
 
 /* ---- Driver ------------------------------------------------------------------------------- */
 
+/* Where block (jc, pc) of a whole pre-packed B starts: blocks follow the driver's loop order
+ * (columns of B outer, k inner), each round_up(ncur, nr) x kcur, and nc is a multiple of nr, so
+ * every earlier block of columns holds exactly jc columns' worth of k. */
+static inline size_t packed_block_offset(const gemm_kernel_shape *s, long k, long jc, long ncur, long pc) {
+    return (size_t)jc * (size_t)k + (size_t)round_up(ncur, s->nr) * (size_t)pc;
+}
+
 static void scale_c(long m, long n, float beta, float *c, long ldc) {
     for (long i = 0; i < m; i++)
         for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : (beta == 1.0f ? c[i * ldc + j] : beta * c[i * ldc + j]);
 }
 
+/* packed_b, when given, is op(B) already packed by vidrd_pack_b for this kernel shape (alpha 1):
+ * b, ldb and trans_b are then unused and nothing is packed per call. */
 static int gemm_blocked(const gemm_kernel_shape *s, int trans_a, int trans_b, long m, long n, long k,
                         float alpha, const float *a, long lda, const float *b, long ldb, float beta,
-                        float *c, long ldc) {
+                        float *c, long ldc, const float *packed_b) {
     if (m <= 0 || n <= 0) return 0;
     if (k <= 0) {
         scale_c(m, n, beta, c, ldc);
@@ -139,10 +148,10 @@ static int gemm_blocked(const gemm_kernel_shape *s, int trans_a, int trans_b, lo
     const long kc_max = k < s->kc ? k : s->kc;
     const long nc_max = round_up(n < s->nc ? n : s->nc, nr);
     const long mc_max = a_in_place ? mr : round_up(m < s->mc ? m : s->mc, mr);
-    const size_t b_size = (size_t)(kc_max * nc_max);
+    const size_t b_size = packed_b ? 0 : (size_t)(kc_max * nc_max);
     const size_t a_size = (size_t)(kc_max * mc_max);
     const size_t tile = (size_t)(mr * nr);
-    float *scratch = scratch_floats(b_size + a_size + tile);
+    float *scratch = vidrd_gemm_scratch(b_size + a_size + tile);
     if (!scratch) return -1;
     float *bp = scratch, *ap = scratch + b_size, *edge = ap + a_size;
     const int first_start = beta == 0.0f ? GEMM_START_ZERO : (beta == 1.0f ? GEMM_START_C : GEMM_START_BETA);
@@ -153,7 +162,10 @@ static int gemm_blocked(const gemm_kernel_shape *s, int trans_a, int trans_b, lo
         for (long pc = 0; pc < k; pc += s->kc) {
             const long kcur = k - pc < s->kc ? k - pc : s->kc;
             const int start = pc == 0 ? first_start : GEMM_START_C;
-            pack_b(b, ldb, trans_b, pc, kcur, jc, ncur, nr, alpha, bp);
+            if (packed_b)
+                bp = (float *)packed_b + packed_block_offset(s, k, jc, ncur, pc);
+            else
+                pack_b(b, ldb, trans_b, pc, kcur, jc, ncur, nr, alpha, bp);
             for (long ic = 0; ic < m; ic += s->mc) {
                 const long mcur = m - ic < s->mc ? m - ic : s->mc;
                 if (!a_in_place)
@@ -194,18 +206,48 @@ static int gemm_blocked(const gemm_kernel_shape *s, int trans_a, int trans_b, lo
     return 0;
 }
 
+/* The kernel shape of an ISA this CPU runs, or NULL. */
+static const gemm_kernel_shape *shape_for(vidrd_isa isa) {
+#if defined(__x86_64__)
+    if (isa > vidrd_isa_supported()) return NULL;
+    if (isa == VIDRD_ISA_AVX512) return &vidrd_gemm_avx512;
+    if (isa == VIDRD_ISA_AVX2) return &vidrd_gemm_avx2;
+#endif
+    (void)isa;
+    return NULL;
+}
+
 int vidrd_sgemm(vidrd_isa isa, int trans_a, int trans_b, long m, long n, long k, float alpha,
                 const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
-#if defined(__x86_64__)
-    if (isa > vidrd_isa_supported()) return -1;
-    if (isa == VIDRD_ISA_AVX512)
-        return gemm_blocked(&vidrd_gemm_avx512, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    if (isa == VIDRD_ISA_AVX2)
-        return gemm_blocked(&vidrd_gemm_avx2, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-#endif
-    (void)isa; (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha;
-    (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
-    return -1;
+    const gemm_kernel_shape *s = shape_for(isa);
+    if (!s) return -1;
+    return gemm_blocked(s, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL);
+}
+
+long vidrd_packed_b_floats(vidrd_isa isa, long n, long k) {
+    const gemm_kernel_shape *s = shape_for(isa);
+    if (!s || n <= 0 || k <= 0) return -1;
+    return round_up(n, s->nr) * k;
+}
+
+int vidrd_pack_b(vidrd_isa isa, int trans_b, long n, long k, const float *b, long ldb, float *dst) {
+    const gemm_kernel_shape *s = shape_for(isa);
+    if (!s || n <= 0 || k <= 0) return -1;
+    for (long jc = 0; jc < n; jc += s->nc) {
+        const long ncur = n - jc < s->nc ? n - jc : s->nc;
+        for (long pc = 0; pc < k; pc += s->kc) {
+            const long kcur = k - pc < s->kc ? k - pc : s->kc;
+            pack_b(b, ldb, trans_b, pc, kcur, jc, ncur, s->nr, 1.0f, dst + packed_block_offset(s, k, jc, ncur, pc));
+        }
+    }
+    return 0;
+}
+
+int vidrd_sgemm_packed(vidrd_isa isa, long m, long n, long k, const float *a, long lda,
+                       const float *packed_b, float beta, float *c, long ldc) {
+    const gemm_kernel_shape *s = shape_for(isa);
+    if (!s || !packed_b) return -1;
+    return gemm_blocked(s, 0, 0, m, n, k, 1.0f, a, lda, NULL, 0, beta, c, ldc, packed_b);
 }
 
 void vidrd_sgemm_reference(int trans_a, int trans_b, long m, long n, long k, float alpha,

@@ -2,6 +2,8 @@
 #ifndef VIDRD_GEMM_INTERNAL_H
 #define VIDRD_GEMM_INTERNAL_H
 
+#include <stddef.h>
+
 /* How a micro-kernel starts each element's fused multiply-add chain. */
 enum {
     GEMM_START_ZERO = 0, /* from 0; C is not read */
@@ -21,6 +23,10 @@ typedef struct {
     long kc, mc, nc;  /* cache blocking: k per packed block, rows of A and columns of B per block */
     gemm_micro_kernel kernel;
 } gemm_kernel_shape;
+
+/* A growing, 64-byte-aligned buffer of at least `count` floats owned by the calling thread (reused by
+ * its next GEMM call; freed when the thread ends), or NULL. */
+float *vidrd_gemm_scratch(size_t count);
 
 #if defined(__x86_64__)
 extern const gemm_kernel_shape vidrd_gemm_avx2;

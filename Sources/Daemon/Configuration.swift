@@ -87,6 +87,9 @@ public struct DaemonConfiguration: Sendable {
     public var serverName = "vidrd-daemon 0.1.0"
     /// Read from a config file for the command line tool; the daemon library ignores them.
     public var modelPath: String? = nil
+    /// How the model multiplies (command line tool, which loads the model): `fp32`, or the bf16
+    /// fast mode on CPUs with AVX-512 BF16.
+    public var precision: ComputePrecision = .fp32
     public var pluginsPath: String? = nil
     public var logLevel: String? = nil
 
@@ -179,6 +182,7 @@ public struct DaemonConfiguration: Sendable {
         ("default_webp_lossless", "true/false (default false)"),
         ("server_name", "announced in ServerInfo (default vidrd-daemon 0.1.0)"),
         ("model", "model folder (command line tool; --model wins)"),
+        ("precision", "fp32 (exact, default) or bf16 (fast mode, needs AVX-512 BF16; command line tool; --precision wins)"),
         ("plugins", "plugins.conf path (command line tool; --plugins wins)"),
         ("log_level", "trace, debug, info, notice, warning, error, critical (default info)"),
     ]
@@ -283,6 +287,11 @@ public struct DaemonConfiguration: Sendable {
             }
             serverName = value
         case "model": modelPath = value
+        case "precision":
+            guard let p = ComputePrecision(name: value) else {
+                throw ConfigurationError(message: "`precision` must be \(ComputePrecision.allCases.map(\.rawValue).joined(separator: " or ")), got `\(value)`")
+            }
+            precision = p
         case "plugins": pluginsPath = value
         case "log_level":
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(value) else {

@@ -20,12 +20,14 @@ public struct GenerationEngine: Sendable {
         // `…/tiny-lpb2/model` reads better as `tiny-lpb2`.
         let fallback = dir.lastPathComponent == "model" ? dir.deletingLastPathComponent().lastPathComponent : dir.lastPathComponent
         self.modelName = clippedUTF8(modelName ?? fallback, maxBytes: ProtocolLimits.maxModelNameBytes)
-        modelFingerprint = ModelFingerprint.compute(dir)
+        modelFingerprint = ModelFingerprint.compute(dir, precision: pipeline.precision)
     }
 
-    /// Loads a diffusers model folder.
-    public init(modelDirectory: URL, registry: StrategyRegistry = .builtIn(), modelName: String? = nil) throws {
-        self.init(pipeline: try TextToVideoPipeline(modelDirectory: modelDirectory), registry: registry, modelName: modelName)
+    /// Loads a diffusers model folder, multiplying in `precision`.
+    public init(modelDirectory: URL, precision: ComputePrecision = .fp32, registry: StrategyRegistry = .builtIn(),
+                modelName: String? = nil) throws {
+        self.init(pipeline: try TextToVideoPipeline(modelDirectory: modelDirectory, precision: precision),
+                  registry: registry, modelName: modelName)
     }
 
     /// The registry as the protocol's StrategyList (STRATEGIES, HELLO_ACK).

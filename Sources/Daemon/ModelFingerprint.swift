@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import VidrdRuntime
 
 /// A digest that tells one model folder from another, so that a continuation made with one
 /// model is never used with another (docs/DAEMON.md, "Resumable sessions").
@@ -16,9 +17,12 @@ enum ModelFingerprint {
 
     /// SHA-256 over every regular file under `directory` (sorted relative paths, sizes, contents
     /// as above). A file that cannot be read contributes its error, so two folders that fail
-    /// differently still differ.
-    static func compute(_ directory: URL) -> [UInt8] {
+    /// differently still differ. A precision other than fp32 counts too: the bf16 mode's frames
+    /// differ from fp32's, so a stream must not resume across the two (fp32 adds nothing, so
+    /// fp32 fingerprints stay what they were).
+    static func compute(_ directory: URL, precision: ComputePrecision = .fp32) -> [UInt8] {
         var hash = SHA256()
+        if precision != .fp32 { hash.update(data: Array("precision=\(precision.rawValue)\0".utf8)) }
         let root = directory.standardizedFileURL.resolvingSymlinksInPath()
         let files = regularFiles(under: root)
         for relative in files {

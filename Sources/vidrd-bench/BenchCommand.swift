@@ -21,23 +21,31 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .upToNextOption,
             help: "Sessions per U-Net call (each a classifier-free-guidance pair, as the daemon batches them).")
     var sessions: [Int] = [1]
+    @Option(help: "How the U-Net and VAE multiply: fp32 (exact, the default) or bf16 (the fast mode; needs AVX-512 BF16).")
+    var precision = "fp32"
 
     func run() throws {
         ProcessTuning.configureAllocator()
         if let problem = ComputeKernels.active.problem { throw ValidationError(problem) }
-        let pipeline = try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: model))
+        guard let precision = ComputePrecision(name: self.precision) else {
+            throw ValidationError("--precision \(self.precision) is not one of \(ComputePrecision.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let why = ComputePrecision.unavailability(precision) { throw ValidationError(why) }
+        let pipeline = try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: model), precision: precision)
         let prompt = try pipeline.encodePrompt("a red ball bouncing on grass", negativePrompt: "", guidanceScale: pipeline.defaultGuidanceScale)
         var random = SeededRandomSource(seed: 1)
         var ws = Workspace()
         let c = pipeline.unet.inChannels
         for size in latents {
             for n in sessions {
-                // n sessions, each its own latents twice (unconditional, conditional), as one call.
+                // One session: two different entries, as tools/bench/bench_torch.py times PyTorch, so
+                // both do the same work (identical CFG entries would let the runtime share the
+                // U-Net's prefix). Several sessions: each a CFG pair, as the daemon batches them.
                 var scalars: [Float] = []
                 let per = c * frames * size * size
                 for _ in 0..<n {
                     let entry = random.standardNormal(count: per)
-                    scalars += entry + entry
+                    scalars += entry + (n == 1 ? random.standardNormal(count: per) : entry)
                 }
                 let sample = Tensor(shape: [2 * n, c, frames, size, size], scalars: scalars)
                 let conditioning = try UNet3DConditionModel.TextConditioning.concatenating(Array(repeating: prompt.conditioning, count: n))
@@ -73,7 +81,7 @@ struct BenchCommand: ParsableCommand {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let sorted = times.sorted()
         let median = sorted[sorted.count / 2]
-        print("{\"name\": \"\(name)\", \"impl\": \"swift\", \"isa\": \"\(ComputeKernels.active.isa.rawValue)\", \"median_s\": \(String(format: "%.4f", median)), \"min_s\": \(String(format: "%.4f", sorted[0])), \"peak_rss_mb\": \(usage.ru_maxrss / 1024)}")
+        print("{\"name\": \"\(name)\", \"impl\": \"swift\", \"isa\": \"\(ComputeKernels.active.isa.rawValue)\", \"precision\": \"\(self.precision)\", \"median_s\": \(String(format: "%.4f", median)), \"min_s\": \(String(format: "%.4f", sorted[0])), \"peak_rss_mb\": \(usage.ru_maxrss / 1024)}")
         fflush(nil)
     }
 }

@@ -59,6 +59,9 @@ struct VidrdDaemonCommand: ParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
 
+    @Option(help: "fp32 (exact, the default) or bf16 (the fast mode: bf16 weights and products summed in fp32; needs AVX-512 BF16).")
+    var precision: String?
+
     func validate() throws {
         // A usage error (64) before anything loads, naming the option and the value.
         if let metricsListen, !["off", "none"].contains(metricsListen.lowercased()) {
@@ -83,6 +86,7 @@ struct VidrdDaemonCommand: ParsableCommand {
             if let tokenFile { try conf.set("token_file", tokenFile) }
             else if let t = ProcessInfo.processInfo.environment["VIDRD_TOKEN"], !t.isEmpty { try conf.set("token", t) }
             if let logLevel { try conf.set("log_level", logLevel) }
+            if let precision { try conf.set("precision", precision) }
             if let problem = conf.validationError() { throw ConfigurationError(message: problem) }
         } catch let e as ConfigurationError {
             fail("configuration: \(e)", code: 78)
@@ -111,7 +115,7 @@ struct VidrdDaemonCommand: ParsableCommand {
         let engine: GenerationEngine
         let t0 = Date()
         do {
-            engine = try GenerationEngine(modelDirectory: URL(fileURLWithPath: modelDir), registry: registry)
+            engine = try GenerationEngine(modelDirectory: URL(fileURLWithPath: modelDir), precision: conf.precision, registry: registry)
         } catch {
             fail("cannot load the model at \(modelDir): \(error)", code: 66)
         }
@@ -121,6 +125,7 @@ struct VidrdDaemonCommand: ParsableCommand {
                 "path": "\(modelDir)", "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(t0)))",
                 "plugins": "\(pluginsPath ?? "built-in")",
                 "kernels": "\(ComputeKernels.active.isa.rawValue)",
+                "precision": "\(conf.precision.rawValue)",
                 "default_guidance": "\(engine.defaultGuidance(conf.sessionDefaults))",
             ])
         let daemon: Daemon

@@ -11,7 +11,7 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate K clips of one stream with the VidRD noise strategies; write WebP frames and one animated WebP.")
 
-    @Option(help: "A diffusers model folder (default: Models/vidrd-tiny when it exists).") var model: String?
+    @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Text prompt.") var prompt: String
     @Option(help: "Negative prompt (default: none, or the preset's).") var negativePrompt: String?
     @Option(help: "Sampling preset: vidrd-paper (the VidRD authors' released sampling: 16 frames of 256×256, 50 steps, guidance 10, negative prompt \"watermark\", M = 4, α = 4, β = 0.4, all frames emitted, PyTorch seeds). Other options override it.")
@@ -71,7 +71,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         let registry = try Self.registry(pluginsConf)
-        let pipeline = try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: try Self.defaultModel(model)))
+        let pipeline = try modelOptions.load()
         var c = StreamConfiguration(prompt: prompt, registry: registry)
         c.guidanceScale = pipeline.defaultGuidanceScale
         if let preset = preset.flatMap(StreamPreset.init(rawValue:)) {

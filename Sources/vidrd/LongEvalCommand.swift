@@ -21,7 +21,7 @@ struct LongEvalCommand: ParsableCommand {
     /// The adherence columns of the issue (clip 11 needs 12 clips).
     static let defaultScoreClips = [0, 3, 7, 11]
 
-    @Option(help: "A diffusers model folder (default: Models/vidrd-tiny when it exists).") var model: String?
+    @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Prompts, separated by '|' (in the procedural dataset's vocabulary to be scored).") var prompts = defaultPrompts
     @Option(help: "Seeds, comma-separated; at least 2 (novelty compares seeds of one prompt).") var seeds = "1,2"
     @Option(help: "Clips per stream (at least 12 for the clip-11 columns, unless --at is given).") var clips = 16
@@ -115,7 +115,7 @@ struct LongEvalCommand: ParsableCommand {
 
     func run() throws {
         let registry = StrategyRegistry.builtIn()
-        let pipeline = try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: try GenerateCommand.defaultModel(model)))
+        let pipeline = try modelOptions.load()
         let guidance = self.guidance ?? pipeline.defaultGuidanceScale
         let requests = try chainRequests()
         let seeds = try seedList()
@@ -178,7 +178,7 @@ struct LongEvalCommand: ParsableCommand {
             results.append(result)
             // Rewritten after every chain so a long run that is stopped keeps what it measured.
             if let json {
-                let settings = LongEvalReport.Settings(model: try GenerateCommand.defaultModel(model), prompts: prompts, seeds: seeds,
+                let settings = LongEvalReport.Settings(model: try GenerateCommand.defaultModel(modelOptions.model), prompts: prompts, seeds: seeds,
                                                        clips: clips, steps: steps, scheduler: scheduler?.rawValue, guidance: guidance, frames: frames,
                                                        promptFrames: promptFrames, scoreClips: at)
                 try AtomicFile.write(try report.json(settings: settings, chains: results), to: json)

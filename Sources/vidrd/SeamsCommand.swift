@@ -10,7 +10,7 @@ struct SeamsCommand: ParsableCommand {
         commandName: "seams",
         abstract: "Measure clip seams and content cycling for none / fnr / fnr+pns / fnr+pns+dsg, emit all vs new.")
 
-    @Option(help: "A diffusers model folder (default: Models/vidrd-tiny when it exists).") var model: String?
+    @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Prompts, separated by '|'.") var prompts = "a red ball bouncing on grass|waves rolling onto a beach|a car driving down a city street|clouds drifting over mountains"
     @Option(help: "Clips per stream.") var clips = 4
     @Option(help: "Denoising steps.") var steps = 50
@@ -23,7 +23,7 @@ struct SeamsCommand: ParsableCommand {
     @Option(help: "Chains to compare, ';'-separated.") var chains = "none;fnr;fnr,pns;fnr,pns,dsg"
 
     func run() throws {
-        let pipeline = try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: try GenerateCommand.defaultModel(model)))
+        let pipeline = try modelOptions.load()
         let seedList = try seeds.split(separator: ",").map { s -> UInt64 in
             guard let v = UInt64(s.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("bad seed \(s)") }
             return v

@@ -20,6 +20,10 @@ struct VidrdCommand: ParsableCommand {
     }
 }
 
+extension ComputePrecision: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+}
+
 extension SchedulerKind: ExpressibleByArgument {
     public init?(argument: String) { self.init(name: argument) }
     public static var allValueStrings: [String] { allCases.map(\.rawValue) }
@@ -38,8 +42,11 @@ struct ModelOptions: ParsableArguments {
         """)
     var model: String?
 
+    @Option(help: "fp32 (exact, the default) or bf16 (the fast mode: bf16 weights and products summed in fp32; needs AVX-512 BF16).")
+    var precision: ComputePrecision = .fp32
+
     func load() throws -> TextToVideoPipeline {
-        try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: try GenerateCommand.defaultModel(model)))
+        try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: try GenerateCommand.defaultModel(model)), precision: precision)
     }
 }
 

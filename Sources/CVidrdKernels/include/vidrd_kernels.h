@@ -48,6 +48,29 @@ int vidrd_sgemm(vidrd_isa isa, int trans_a, int trans_b,
                 const float *a, long lda, const float *b, long ldb,
                 float beta, float *c, long ldc);
 
+/* A layer's weight packed once, for the same product without packing B on every call.
+ * vidrd_packed_b_floats: the floats op(B) (n x k) takes packed for `isa`'s kernel (-1 when the
+ * ISA is not runnable here). vidrd_pack_b: packs it (as vidrd_sgemm would with alpha 1) into
+ * dst, which must be 64-byte aligned. vidrd_sgemm_packed: C = A * op(B) + beta * C with a
+ * row-major A, bit for bit what vidrd_sgemm(isa, 0, trans_b, m, n, k, 1, a, lda, b, ldb, beta,
+ * c, ldc) computes. All return 0, or -1 when the ISA or scratch memory is missing. */
+long vidrd_packed_b_floats(vidrd_isa isa, long n, long k);
+int vidrd_pack_b(vidrd_isa isa, int trans_b, long n, long k, const float *b, long ldb, float *dst);
+int vidrd_sgemm_packed(vidrd_isa isa, long m, long n, long k, const float *a, long lda,
+                       const float *packed_b, float beta, float *c, long ldc);
+
+/* The bf16 fast mode (gemm_bf16_avx512.c): C = bf16(A) * bf16(op(B)) + beta * C, products summed
+ * in fp32 by AVX-512 BF16 dot products, B packed once in bf16 pairs (32-bit words, 64-byte
+ * aligned). Not the definition above: each element is a chain of two-product steps in increasing
+ * k, still independent of the rest of the call (batch-invariant), but rounded differently from
+ * fp32. vidrd_bf16_supported: 1 when this CPU has AVX-512 F and BF16. The others return 0, or -1
+ * when it has not (or scratch memory is missing). */
+int vidrd_bf16_supported(void);
+long vidrd_packed_b_bf16_words(long n, long k);
+int vidrd_pack_b_bf16(int trans_b, long n, long k, const float *b, long ldb, unsigned int *dst);
+int vidrd_sgemm_bf16(long m, long n, long k, const float *a, long lda, const unsigned int *packed_b,
+                     float beta, float *c, long ldc);
+
 /* The definition above, one element at a time (fmaf): the tests' reference. */
 void vidrd_sgemm_reference(int trans_a, int trans_b,
                            long m, long n, long k, float alpha,

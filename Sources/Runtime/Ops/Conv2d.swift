@@ -11,14 +11,17 @@ public struct Conv2d: Sendable {
     public let stride: Int
     /// Zero padding (top, left, bottom, right); diffusers' VAE encoder pads only bottom/right.
     public let padding: (top: Int, left: Int, bottom: Int, right: Int)
-    let weight: [Float]   // [Cout, kernel, kernel, Cin]
+    /// `[Cout, kernel, kernel, Cin]`; nil when the layer runs as Winograd, which keeps its own
+    /// transformed copy (one copy of a layer's weights in memory, not two).
+    let weight: WeightMatrix?
     let bias: [Float]
     /// Set for stride-1, pad-1 3×3 layers wide enough for the transforms to pay.
     let winograd: WinogradConv3x3?
 
     public init(torchWeight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int,
                 kernel: Int, stride: Int = 1, padding: Int? = nil,
-                asymmetricPadding: (top: Int, left: Int, bottom: Int, right: Int)? = nil) {
+                asymmetricPadding: (top: Int, left: Int, bottom: Int, right: Int)? = nil,
+                precision: ComputePrecision = .fp32) {
         precondition(torchWeight.count == outChannels * inChannels * kernel * kernel)
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -35,11 +38,15 @@ public struct Conv2d: Sendable {
                 }
             }
         }
-        self.weight = w
         self.bias = bias ?? [Float](repeating: 0, count: outChannels)
         let samePadding = self.padding == (1, 1, 1, 1)
-        winograd = kernel == 3 && stride == 1 && samePadding && inChannels >= 16 && outChannels >= 16
-            ? WinogradConv3x3(weight: w, inChannels: inChannels, outChannels: outChannels) : nil
+        if kernel == 3 && stride == 1 && samePadding && inChannels >= 16 && outChannels >= 16 {
+            winograd = WinogradConv3x3(weight: w, inChannels: inChannels, outChannels: outChannels, precision: precision)
+            weight = nil
+        } else {
+            winograd = nil
+            weight = WeightMatrix(w, outFeatures: outChannels, inFeatures: kk * inChannels, precision: precision)
+        }
     }
 
     public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
@@ -62,7 +69,8 @@ public struct Conv2d: Sendable {
 
     func forward(_ src: UnsafePointer<Float>, n: Int, h: Int, w: Int,
                  into dst: UnsafeMutablePointer<Float>, workspace: inout Workspace) {
-        if let winograd {
+        guard let weight else {
+            guard let winograd else { preconditionFailure("a convolution has Winograd or plain weights") }
             // Bound the transformed buffers (16 × tiles × channels) by converting a few images at a time.
             let tilesPerImage = ((h + 1) / 2) * ((w + 1) / 2)
             let imagesPerChunk = Swift.max(1, 1024 / tilesPerImage)
@@ -84,11 +92,7 @@ public struct Conv2d: Sendable {
             }
         }
         if kernel == 1 && stride == 1 && padding == (0, 0, 0, 0) {
-            weight.withUnsafeBufferPointer { wt in
-                sgemm(transB: true, m: rowsTotal, n: outChannels, k: inChannels,
-                      a: src, lda: inChannels, b: wt.baseAddress!, ldb: inChannels,
-                      beta: 1, c: dst, ldc: outChannels)
-            }
+            weight.multiply(rows: rowsTotal, a: src, lda: inChannels, accumulate: true, c: dst, ldc: outChannels)
             return
         }
         let kdim = kernel * kernel * inChannels
@@ -124,11 +128,8 @@ public struct Conv2d: Sendable {
                         }
                     }
                 }
-                weight.withUnsafeBufferPointer { wt in
-                    sgemm(transB: true, m: rows, n: outChannels, k: kdim,
-                          a: col, lda: kdim, b: wt.baseAddress!, ldb: kdim,
-                          beta: 1, c: dst + rowStart * outChannels, ldc: outChannels)
-                }
+                weight.multiply(rows: rows, a: col, lda: kdim, accumulate: true,
+                                c: dst + rowStart * outChannels, ldc: outChannels)
                 rowStart += rows
             }
         }
@@ -143,10 +144,11 @@ public struct Conv2d: Sendable {
 public struct TemporalConv: Sendable {
     public let channels: Int
     public let outChannels: Int
-    let taps: [[Float]]  // three [Cout, Cin] matrices, tap d reads frame f + d - 1
+    let taps: [WeightMatrix]  // three [Cout, Cin] matrices, tap d reads frame f + d - 1
     let bias: [Float]
 
-    public init(torchWeight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int) {
+    public init(torchWeight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int,
+                precision: ComputePrecision = .fp32) {
         precondition(torchWeight.count == outChannels * inChannels * 3)
         var taps = [[Float]](repeating: [Float](repeating: 0, count: outChannels * inChannels), count: 3)
         for o in 0..<outChannels {
@@ -154,7 +156,7 @@ public struct TemporalConv: Sendable {
                 for d in 0..<3 { taps[d][o * inChannels + i] = torchWeight[(o * inChannels + i) * 3 + d] }
             }
         }
-        self.taps = taps
+        self.taps = taps.map { WeightMatrix($0, outFeatures: outChannels, inFeatures: inChannels, precision: precision) }
         self.bias = bias ?? [Float](repeating: 0, count: outChannels)
         self.channels = inChannels
         self.outChannels = outChannels
@@ -179,12 +181,8 @@ public struct TemporalConv: Sendable {
                 let last = Swift.min(frames - 1, frames - d)
                 guard last >= first else { continue }
                 let rows = (last - first + 1) * frameRows
-                taps[d].withUnsafeBufferPointer { wt in
-                    sgemm(transB: true, m: rows, n: outChannels, k: channels,
-                          a: clipIn + (first + d - 1) * frameRows * channels, lda: channels,
-                          b: wt.baseAddress!, ldb: channels,
-                          beta: 1, c: clipOut + first * frameRows * outChannels, ldc: outChannels)
-                }
+                taps[d].multiply(rows: rows, a: clipIn + (first + d - 1) * frameRows * channels, lda: channels,
+                                 accumulate: true, c: clipOut + first * frameRows * outChannels, ldc: outChannels)
             }
         }
     }

@@ -2,13 +2,13 @@
 public struct Linear: Sendable {
     public let inFeatures: Int
     public let outFeatures: Int
-    let weight: [Float]
+    let weight: WeightMatrix
     let bias: [Float]?
 
-    public init(weight: [Float], bias: [Float]?, inFeatures: Int, outFeatures: Int) {
+    public init(weight: [Float], bias: [Float]?, inFeatures: Int, outFeatures: Int, precision: ComputePrecision = .fp32) {
         precondition(weight.count == inFeatures * outFeatures)
         precondition(bias == nil || bias!.count == outFeatures)
-        self.weight = weight
+        self.weight = WeightMatrix(weight, outFeatures: outFeatures, inFeatures: inFeatures, precision: precision)
         self.bias = bias
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
@@ -18,11 +18,7 @@ public struct Linear: Sendable {
     func apply(rows: Int, input: UnsafePointer<Float>, inputStride: Int? = nil,
                output: UnsafeMutablePointer<Float>, outputStride: Int? = nil, accumulate: Bool = false) {
         let ldc = outputStride ?? outFeatures
-        weight.withUnsafeBufferPointer { w in
-            sgemm(transB: true, m: rows, n: outFeatures, k: inFeatures,
-                  a: input, lda: inputStride ?? inFeatures, b: w.baseAddress!, ldb: inFeatures,
-                  beta: accumulate ? 1 : 0, c: output, ldc: ldc)
-        }
+        weight.multiply(rows: rows, a: input, lda: inputStride ?? inFeatures, accumulate: accumulate, c: output, ldc: ldc)
         if let bias {
             bias.withUnsafeBufferPointer { b in
                 for r in 0..<rows {

@@ -1,17 +1,18 @@
 import CVidrdKernels
 
 /// SIMD vectors for the Swift loops that remain (norm statistics, Winograd transforms); the
-/// transcendental hot loops (softmax's exp, SiLU, GELU) are C kernels with an AVX2 body chosen at
-/// run time (Sources/CVidrdKernels/elementwise.c), since Swift code cannot carry a per-function
-/// target and the library builds with no CPU flag.
+/// transcendental hot loops (softmax's exp, SiLU, GELU) are C kernels with AVX2 and AVX-512
+/// bodies chosen at run time (Sources/CVidrdKernels/elementwise.c), since Swift code cannot carry
+/// a per-function target and the library builds with no CPU flag.
 typealias FloatV = SIMD8<Float>
 
 extension ComputeKernels {
-    /// The element-wise kernels' ISA: AVX2 whenever the GEMM runs AVX2 or better.
+    /// The element-wise kernels' ISA: the GEMM's (every body gives the same bits).
     var elementwiseISA: vidrd_isa {
         switch isa {
         case .generic: VIDRD_ISA_GENERIC
-        case .avx2, .avx512: VIDRD_ISA_AVX2
+        case .avx2: VIDRD_ISA_AVX2
+        case .avx512: VIDRD_ISA_AVX512
         }
     }
 }

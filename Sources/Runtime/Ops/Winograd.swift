@@ -7,11 +7,11 @@
 struct WinogradConv3x3: Sendable {
     let inChannels: Int
     let outChannels: Int
-    /// U = G g Gᵀ, stored as 16 matrices `[Cout, Cin]` (position-major).
-    let transformedWeights: [Float]
+    /// U = G g Gᵀ: 16 matrices `[Cout, Cin]`, one per position of the 4×4 tile.
+    let transformedWeights: [WeightMatrix]
 
     /// `weight`: `[Cout, 3, 3, Cin]` (the runtime's conv layout).
-    init(weight: [Float], inChannels: Int, outChannels: Int) {
+    init(weight: [Float], inChannels: Int, outChannels: Int, precision: ComputePrecision = .fp32) {
         self.inChannels = inChannels
         self.outChannels = outChannels
         let g: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
@@ -31,7 +31,11 @@ struct WinogradConv3x3: Sendable {
                 }
             }
         }
-        transformedWeights = u
+        let size = outChannels * inChannels
+        transformedWeights = (0..<16).map { xi in
+            WeightMatrix(Array(u[xi * size..<(xi + 1) * size]), outFeatures: outChannels, inFeatures: inChannels,
+                         precision: precision)
+        }
     }
 
     func forward(_ src: UnsafePointer<Float>, n: Int, h: Int, w: Int, bias: [Float],
@@ -83,13 +87,9 @@ struct WinogradConv3x3: Sendable {
           }
         }
         // 16 products M[ξ] = V[ξ] · U[ξ]ᵀ.
-        transformedWeights.withUnsafeBufferPointer { u in
-            for xi in 0..<16 {
-                sgemm(transB: true, m: tiles, n: cout, k: cin,
-                      a: v + xi * tiles * cin, lda: cin,
-                      b: u.baseAddress! + xi * cout * cin, ldb: cin,
-                      c: m + xi * tiles * cout, ldc: cout)
-            }
+        for xi in 0..<16 {
+            transformedWeights[xi].multiply(rows: tiles, a: v + xi * tiles * cin, lda: cin, accumulate: false,
+                                            c: m + xi * tiles * cout, ldc: cout)
         }
         // Output transform Y = Aᵀ M A (2×2) plus bias.
         bias.withUnsafeBufferPointer { bb in

@@ -20,9 +20,15 @@ public struct TextToVideoPipeline: Sendable {
     /// What the folder's optional `generation_config.json` recommends.
     public let recommended: GenerationDefaults
 
+    /// How the U-Net and the VAE multiply: exact fp32, or the opt-in bf16 fast mode
+    /// (docs/RUNTIME.md, "bf16 fast mode"). The text encoder always runs fp32.
+    public let precision: ComputePrecision
+
     /// Loads a diffusers model folder (`model_index.json`, `unet/`, `vae/`, `text_encoder/`,
-    /// `tokenizer/`, `scheduler/`, optionally `generation_config.json`).
-    public init(modelDirectory dir: URL) throws {
+    /// `tokenizer/`, `scheduler/`, optionally `generation_config.json`). `precision` is the
+    /// caller's choice (a CPU that cannot run it is an error naming why), never the folder's:
+    /// the same folder gives the same bits on every node unless someone asked otherwise.
+    public init(modelDirectory dir: URL, precision: ComputePrecision = .fp32) throws {
         let index = dir.appendingPathComponent("model_index.json")
         guard FileManager.default.fileExists(atPath: index.path) else {
             throw WeightError.cannotOpen(file: index.path, reason: "not a diffusers model folder (no model_index.json)")
@@ -44,12 +50,13 @@ public struct TextToVideoPipeline: Sendable {
         } else {
             nativeScheduler = .ddim
         }
+        let recommended = try GenerationDefaults(directory: dir)
+        self.precision = precision
         tokenizer = try CLIPTokenizer(directory: dir.appendingPathComponent("tokenizer"))
         textEncoder = try CLIPTextModel(directory: dir.appendingPathComponent("text_encoder"))
-        unet = try VideoUNet(directory: dir.appendingPathComponent("unet"))
-        vae = try AutoencoderKL(directory: dir.appendingPathComponent("vae"))
+        unet = try VideoUNet(directory: dir.appendingPathComponent("unet"), precision: precision)
+        vae = try AutoencoderKL(directory: dir.appendingPathComponent("vae"), precision: precision)
         let base = try ModelConfig(path: dir.appendingPathComponent("scheduler/scheduler_config.json").path)
-        let recommended = try GenerationDefaults(directory: dir)
         schedulerConfig = base
         self.recommended = recommended
         let config = { (kind: SchedulerKind) in Self.schedulerConfig(kind, base: base, recommended: recommended) }

@@ -20,24 +20,30 @@ func sgemm(
     beta: Float = 0,
     c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
-    let work = m * n * k
+    splitRows(m: m, n: n, k: k) { r0, rows in
+        let aStart = transA ? a + r0 : a + r0 * lda
+        singleThreadGEMM(transA: transA, transB: transB, m: rows, n: n, k: k, alpha: alpha,
+                         a: aStart, lda: lda, b: b, ldb: ldb, beta: beta, c: c + r0 * ldc, ldc: ldc)
+    }
+}
+
+/// Runs `body(firstRow, rows)` over `m` rows: in one call when the product is small, else one
+/// band of rows per compute thread. A row's result never depends on the band it falls in.
+@inline(__always)
+func splitRows(m: Int, n: Int, k: Int, _ body: (Int, Int) -> Void) {
     let workers = ComputeThreads.count
-    if workers > 1 && work >= 1 << 21 && m >= 2 * workers {
-        let rowsPer = (m + workers - 1) / workers
-        parallelChunks(workers) { range in
-            for w in range {
-                let r0 = w * rowsPer
-                let rows = Swift.min(rowsPer, m - r0)
-                guard rows > 0 else { continue }
-                let aStart = transA ? a + r0 : a + r0 * lda
-                singleThreadGEMM(transA: transA, transB: transB, m: rows, n: n, k: k, alpha: alpha,
-                                 a: aStart, lda: lda, b: b, ldb: ldb, beta: beta, c: c + r0 * ldc, ldc: ldc)
-            }
-        }
+    guard workers > 1 && m * n * k >= 1 << 21 && m >= 2 * workers else {
+        body(0, m)
         return
     }
-    singleThreadGEMM(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                     a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    let rowsPer = (m + workers - 1) / workers
+    parallelChunks(workers) { range in
+        for w in range {
+            let r0 = w * rowsPer
+            let rows = Swift.min(rowsPer, m - r0)
+            if rows > 0 { body(r0, rows) }
+        }
+    }
 }
 
 @inline(__always)

@@ -13,9 +13,13 @@ final class WeightLoader {
     /// Tensors a checkpoint may carry that the model does not need (non-persistent buffers
     /// saved by older exporters).
     private let ignorable: (String) -> Bool
+    /// How the layers built from this checkpoint multiply (their weights are packed for it).
+    let precision: ComputePrecision
 
-    init(component: String, files: [SafeTensorsFile], ignorable: @escaping (String) -> Bool = { _ in false }) {
+    init(component: String, files: [SafeTensorsFile], precision: ComputePrecision = .fp32,
+         ignorable: @escaping (String) -> Bool = { _ in false }) {
         self.component = component
+        self.precision = precision
         self.files = files
         self.ignorable = ignorable
         for f in files { for name in f.entries.keys { owner[name] = f } }
@@ -23,7 +27,8 @@ final class WeightLoader {
 
     /// Loads all `.safetensors` weights of a diffusers component folder: a single file, an fp16
     /// variant, or shards listed in an `*.index.json`.
-    convenience init(componentDirectory dir: URL, baseName: String, ignorable: @escaping (String) -> Bool = { _ in false }) throws {
+    convenience init(componentDirectory dir: URL, baseName: String, precision: ComputePrecision = .fp32,
+                     ignorable: @escaping (String) -> Bool = { _ in false }) throws {
         let fm = FileManager.default
         let candidates = ["\(baseName).safetensors", "\(baseName).fp16.safetensors", "\(baseName).bf16.safetensors"]
         var files: [SafeTensorsFile] = []
@@ -44,16 +49,18 @@ final class WeightLoader {
                 files.append(try SafeTensorsFile(path: dir.appendingPathComponent(shard).path))
             }
         }
-        self.init(component: dir.lastPathComponent, files: files, ignorable: ignorable)
+        self.init(component: dir.lastPathComponent, files: files, precision: precision, ignorable: ignorable)
     }
 
     /// Reads a component folder's `config.json` and weights, builds the model, and requires
     /// that the checkpoint was consumed exactly.
-    static func loadComponent<Model>(_ directory: URL, baseName: String,
+    static func loadComponent<Model>(_ directory: URL, baseName: String, precision: ComputePrecision = .fp32,
                                      ignorable: @escaping (String) -> Bool = { _ in false },
                                      build: (ModelConfig, WeightLoader) throws -> Model) throws -> Model {
+        if let why = ComputePrecision.unavailability(precision) { throw PrecisionError(message: "\(directory.path): \(why)") }
         let config = try ModelConfig(path: directory.appendingPathComponent("config.json").path)
-        let loader = try WeightLoader(componentDirectory: directory, baseName: baseName, ignorable: ignorable)
+        let loader = try WeightLoader(componentDirectory: directory, baseName: baseName, precision: precision,
+                                      ignorable: ignorable)
         let model = try build(config, loader)
         try loader.finish()
         return model
@@ -94,14 +101,14 @@ final class WeightLoader {
     func linear(_ prefix: String, in inF: Int, out outF: Int, bias: Bool = true) throws -> Linear {
         let w = try take("\(prefix).weight", shape: [outF, inF])
         let b = bias ? try take("\(prefix).bias", shape: [outF]) : nil
-        return Linear(weight: w, bias: b, inFeatures: inF, outFeatures: outF)
+        return Linear(weight: w, bias: b, inFeatures: inF, outFeatures: outF, precision: precision)
     }
 
     /// A linear layer whose bias is optional in the checkpoint (attention projections).
     func linearOptionalBias(_ prefix: String, in inF: Int, out outF: Int) throws -> Linear {
         let w = try take("\(prefix).weight", shape: [outF, inF])
         let b = try takeIfPresent("\(prefix).bias", shape: [outF])
-        return Linear(weight: w, bias: b, inFeatures: inF, outFeatures: outF)
+        return Linear(weight: w, bias: b, inFeatures: inF, outFeatures: outF, precision: precision)
     }
 
     /// A 1×1 convolution or a linear layer (Transformer2DModel's `proj_in/proj_out` are either,
@@ -112,7 +119,7 @@ final class WeightLoader {
             ? try take("\(prefix).weight", shape: [outF, inF, 1, 1])
             : try take("\(prefix).weight", shape: [outF, inF])
         let b = try take("\(prefix).bias", shape: [outF])
-        return Linear(weight: w, bias: b, inFeatures: inF, outFeatures: outF)
+        return Linear(weight: w, bias: b, inFeatures: inF, outFeatures: outF, precision: precision)
     }
 
     func conv2d(_ prefix: String, in inC: Int, out outC: Int, kernel: Int, stride: Int = 1, padding: Int? = nil,
@@ -120,13 +127,13 @@ final class WeightLoader {
         let w = try take("\(prefix).weight", shape: [outC, inC, kernel, kernel])
         let b = try take("\(prefix).bias", shape: [outC])
         return Conv2d(torchWeight: w, bias: b, inChannels: inC, outChannels: outC, kernel: kernel,
-                      stride: stride, padding: padding, asymmetricPadding: asymmetricPadding)
+                      stride: stride, padding: padding, asymmetricPadding: asymmetricPadding, precision: precision)
     }
 
     func temporalConv(_ prefix: String, in inC: Int, out outC: Int) throws -> TemporalConv {
         let w = try take("\(prefix).weight", shape: [outC, inC, 3, 1, 1])
         let b = try take("\(prefix).bias", shape: [outC])
-        return TemporalConv(torchWeight: w, bias: b, inChannels: inC, outChannels: outC)
+        return TemporalConv(torchWeight: w, bias: b, inChannels: inC, outChannels: outC, precision: precision)
     }
 
     func groupNorm(_ prefix: String, groups: Int, channels: Int, eps: Float) throws -> GroupNorm {

@@ -39,8 +39,8 @@ extension ReuseAndDiffuse {
         let convOut: Conv2d
         let crossAttentionLayers: [AttentionLayer]
 
-        public init(directory: URL) throws {
-            self = try WeightLoader.loadComponent(directory, baseName: "diffusion_pytorch_model") { config, weights in
+        public init(directory: URL, precision: ComputePrecision = .fp32) throws {
+            self = try WeightLoader.loadComponent(directory, baseName: "diffusion_pytorch_model", precision: precision) { config, weights in
                 try UNet3DConditionModel(configuration: UNet3DConfiguration(config: config), weights: weights)
             }
         }

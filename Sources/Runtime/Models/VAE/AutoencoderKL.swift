@@ -117,8 +117,8 @@ public struct AutoencoderKL: Sendable {
     let decoderNormOut: GroupNorm
     let decoderConvOut: Conv2d
 
-    public init(directory: URL) throws {
-        self = try WeightLoader.loadComponent(directory, baseName: "diffusion_pytorch_model") { config, weights in
+    public init(directory: URL, precision: ComputePrecision = .fp32) throws {
+        self = try WeightLoader.loadComponent(directory, baseName: "diffusion_pytorch_model", precision: precision) { config, weights in
             try AutoencoderKL(configuration: AutoencoderKLConfiguration(config: config), weights: weights)
         }
     }
