@@ -1,7 +1,7 @@
-"""PyTorch eager CPU baseline for the Swift runtime benchmarks.
+"""PyTorch CPU baselines for the Swift runtime benchmarks: eager fp32, bf16 autocast, torch.compile.
 
-    nice -n 5 /work/venv/bin/python tools/bench/bench_torch.py [--threads 2] [--repeats 5]
-        [--only unet_b2f16_8x8 unet_b2f16_16x16 pipeline_25steps_64px] [--model small]
+    nice -n 5 /work/venv/bin/python tools/bench/bench_torch.py [--mode eager|bf16|compile] [--threads 2]
+        [--repeats 5] [--only unet_b2f16_8x8 unet_b2f16_16x16 pipeline_25steps_64px] [--model small]
 
 Builds (once, seeded random weights, cached under /work/bench-models/<model>/ in diffusers layout,
 not committed) a text-to-video model and times, with torch.set_num_threads(N):
@@ -10,8 +10,22 @@ not committed) a text-to-video model and times, with torch.set_num_threads(N):
   pipeline_25steps_64px   TextToVideoSDPipeline, 25 DDIM steps, guidance 7.5, 16 frames, 64x64 px
                           (output_type="latent") + temporal VAE decode of the 16 frames
   pipeline_25steps_128px  the same at 128x128 px (not in the default set; ask with --only)
+Modes (--mode; every line carries "mode" and "impl": "torch-<mode>"):
+  eager    fp32 weights and activations, plain eager execution (the default; the original baseline).
+  bf16     the same fp32 model run under torch.autocast("cpu", dtype=torch.bfloat16), so convolutions and
+           matmuls (oneDNN) run in bf16. One extra untimed pass before the warm-up counts the dtypes the
+           heavy ops (convolution, mm/addmm/bmm/baddbmm, scaled-dot-product attention) actually ran with,
+           reported as "op_dtypes", plus "out_dtype" (the dtype of the U-Net output / decoded video).
+  compile  fp32, torch.compile (default inductor backend) of the U-Net, and for the pipeline also of the
+           temporal VAE decoder (TemporalAutoencoderKL._run_decoder, which walks vae.decoder's blocks
+           itself, so compiling vae.decoder would change nothing). Two untimed warm-ups: the first compiles
+           ("compile_s": its wall time minus the median; "warmup_s": both wall times); shapes are fixed,
+           so nothing recompiles ("graphs", "graph_breaks", "recompiles_in_timing" say so). Each run
+           compiles cold, in a fresh TORCHINDUCTOR_CACHE_DIR removed afterwards. If compiling fails (no C++
+           compiler, an inductor error), the line carries "error" instead of timings.
 Each benchmark runs in its own subprocess (so peak RSS is its own): warm-up, then the median of
---repeats runs. Prints one JSON object per line: {name, median_s, peak_rss_mb, ...}.
+--repeats runs. Prints one JSON object per line: {name, impl, mode, median_s, peak_rss_mb, ...}, or
+{name, impl, mode, error} for a benchmark that failed; exits 1 if any did.
 """
 
 from __future__ import annotations
@@ -20,10 +34,13 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REF = os.path.join(HERE, "..", "reference")
@@ -66,6 +83,7 @@ BENCHES = {
     "pipeline_25steps_128px": dict(kind="pipeline", frames=16, latent=16, steps=25),
 }
 DEFAULT_BENCHES = ["unet_b2f16_8x8", "unet_b2f16_16x16", "pipeline_25steps_64px"]
+MODES = ("eager", "bf16", "compile")
 PROMPT = "a red fox running through fresh snow, cinematic"
 
 
@@ -116,11 +134,36 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def run_one(bench: str, model: str, threads: int, repeats: int) -> dict:
+def heavy_op_dtypes(fn):
+    """Run fn() once, counting by dtype of their first tensor argument the heavy aten ops it dispatched
+    (after autocast): {"conv": {"bfloat16": n}, "matmul": {...}, "attention": {...}}."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    groups = {"convolution": "conv", "mm": "matmul", "addmm": "matmul", "bmm": "matmul", "baddbmm": "matmul"}
+    counts: dict = {}
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            group = groups.get(name) or ("attention" if "scaled_dot_product" in name else None)
+            x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+            if group and x is not None:
+                per = counts.setdefault(group, {})
+                key = str(x.dtype).replace("torch.", "")
+                per[key] = per.get(key, 0) + 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        out = fn()
+    return out, counts
+
+
+def run_one(bench: str, model: str, threads: int, repeats: int, mode: str) -> dict:
     import torch
 
-    torch.set_num_threads(threads)
-    from refpipe import load_components, load_pipeline, run_latents
+    torch.set_num_threads(threads)  # before torch.compile: inductor's C++ kernels take it at codegen
+    from refpipe import decode_video, load_components, load_pipeline, run_latents
 
     model_dir = ensure_model(model)
     spec = BENCHES[bench]
@@ -134,67 +177,125 @@ def run_one(bench: str, model: str, threads: int, repeats: int) -> dict:
             sample = torch.randn(2, c, f, s, s, generator=gen)
             enc = torch.randn(2, 77, unet.config.cross_attention_dim, generator=gen)
             t = torch.tensor(500)
-            unet(sample, t, encoder_hidden_states=enc)  # warm-up
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                unet(sample, t, encoder_hidden_states=enc)
-                times.append(time.perf_counter() - t0)
             extra["params_m"] = round(sum(p.numel() for p in unet.parameters()) / 1e6, 2)
-        else:
-            from refpipe import decode_video
+            if mode == "compile":
+                unet = torch.compile(unet)
+                extra["compiled"] = ["unet"]
 
+            def call():
+                return unet(sample, t, encoder_hidden_states=enc).sample
+        else:
             pipe = load_pipeline(model_dir)
             c, f, s = pipe.unet.config.in_channels, spec["frames"], spec["latent"]
             noise = torch.randn(1, c, f, s, s, generator=gen)
+            if mode == "compile":
+                pipe.unet = torch.compile(pipe.unet)
+                pipe.vae._run_decoder = torch.compile(pipe.vae._run_decoder)
+                extra["compiled"] = ["unet", "vae_decoder"]
 
-            def clip():
+            def call():
                 lat = run_latents(pipe, noise, PROMPT, "", spec["steps"], 7.5)
                 return decode_video(pipe.vae, lat)
 
-            clip()  # warm-up
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                video = clip()
-                times.append(time.perf_counter() - t0)
-            extra["video_shape"] = list(video.shape)
+        if mode == "bf16":
+            fp32_call = call
+
+            def call():
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return fp32_call()
+
+            out, extra["op_dtypes"] = heavy_op_dtypes(call)  # untimed, before the warm-up
+            extra["out_dtype"] = str(out.dtype).replace("torch.", "")
+        warmup_s = []
+        for _ in range(2 if mode == "compile" else 1):  # first-touch page faults, thread pools; compiling
+            t0 = time.perf_counter()
+            out = call()
+            warmup_s.append(time.perf_counter() - t0)
+        if mode == "compile":
+            from torch._dynamo.utils import counters
+
+            graphs = counters["stats"]["unique_graphs"]
+            extra["graphs"] = graphs
+            extra["graph_breaks"] = sum(counters["graph_break"].values())
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = call()
+            times.append(time.perf_counter() - t0)
+        if spec["kind"] == "pipeline":
+            extra["video_shape"] = list(out.shape)
+    median = statistics.median(times)
+    if mode == "compile":
+        extra["recompiles_in_timing"] = counters["stats"]["unique_graphs"] - graphs
+        extra["warmup_s"] = [round(x, 3) for x in warmup_s]
+        extra["compile_s"] = round(warmup_s[0] - median, 3)
+        extra["backend"] = "inductor"
     return {
         "name": bench,
+        "impl": f"torch-{mode}",
+        "mode": mode,
         "model": model,
         "threads": threads,
         "repeats": repeats,
-        "median_s": round(statistics.median(times), 4),
+        "median_s": round(median, 4),
         "times_s": [round(x, 4) for x in times],
         "peak_rss_mb": round(peak_rss_mb(), 1),
         **extra,
     }
 
 
+def error_line(bench: str, mode: str, why: str) -> str:
+    return json.dumps({"name": bench, "impl": f"torch-{mode}", "mode": mode, "error": why})
+
+
+def describe(e: BaseException, mode: str) -> str:
+    """A short one-line reason (inductor errors carry pages of compiler output)."""
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    why = f"{type(e).__name__}: {' | '.join(lines[:3])}"[:600]
+    return f"torch.compile (inductor) failed: {why}" if mode == "compile" else why
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", default="eager", choices=MODES)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", "-k", type=int, default=5, help="timed runs after one warm-up (median)")
+    ap.add_argument("--repeats", "-k", type=int, default=5, help="timed runs after the warm-up (median)")
     ap.add_argument("--model", default="small", choices=sorted(MODELS))
     ap.add_argument("--only", nargs="*", choices=sorted(BENCHES))
     ap.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     benches = args.only or DEFAULT_BENCHES
     if args.in_process:
+        failed = False
         for b in benches:
-            print(json.dumps(run_one(b, args.model, args.threads, args.repeats)), flush=True)
-        return
+            try:
+                print(json.dumps(run_one(b, args.model, args.threads, args.repeats, args.mode)), flush=True)
+            except Exception as e:  # noqa: BLE001 -- reported as a JSON line, traceback on stderr
+                traceback.print_exc()
+                print(error_line(b, args.mode, describe(e, args.mode)), flush=True)
+                failed = True
+        sys.exit(1 if failed else 0)
     ensure_model(args.model)  # build once, outside the timed subprocesses
     failed = False
     for b in benches:
         cmd = [sys.executable, os.path.abspath(__file__), "--in-process", "--only", b, "--model", args.model,
-               "--threads", str(args.threads), "--repeats", str(args.repeats)]
-        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               "--threads", str(args.threads), "--repeats", str(args.repeats), "--mode", args.mode]
+        env = dict(os.environ)
+        cache = None
+        if args.mode == "compile":  # a cold compile every time: compile_s does not depend on earlier runs
+            cache = tempfile.mkdtemp(prefix="vidrd-bench-inductor-")
+            env["TORCHINDUCTOR_CACHE_DIR"] = cache
+        try:
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        finally:
+            if cache:
+                shutil.rmtree(cache, ignore_errors=True)
+        lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
         if r.returncode != 0:
             failed = True
-            sys.stderr.write(r.stderr)
-            print(json.dumps({"name": b, "error": f"exit {r.returncode}"}), flush=True)
-        else:
-            lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
-            print(lines[-1], flush=True)
+            sys.stderr.write(r.stderr[-4000:])
+            if not (lines and "error" in json.loads(lines[-1])):
+                lines = [error_line(b, args.mode, f"exit {r.returncode}")]
+        print(lines[-1], flush=True)
     sys.exit(1 if failed else 0)
 
 
