@@ -19,7 +19,10 @@ public enum ComputePrecision: String, Sendable, CaseIterable, Codable {
         case .fp32: return nil
         case .bf16:
             if vidrd_bf16_supported() == 0 { return "bf16 needs a CPU with AVX-512 BF16 (avx512_bf16); this one has none" }
-            if kernels.isa < .avx512 { return "bf16 needs the AVX-512 kernels, but \(ComputeKernels.environmentVariable) chose \(kernels.isa.rawValue)" }
+            if kernels.isa < .avx512 {
+                // Lowered by VIDRD_ISA, or a debug build's default (ComputeKernels.preferredInThisBuild).
+                return "bf16 needs the AVX-512 kernels, but this process runs \(kernels.isa.rawValue) (set \(ComputeKernels.environmentVariable)=avx512, or use a release build)"
+            }
             return nil
         }
     }
