@@ -20,6 +20,7 @@
  * exp's argument is NaN (the vector clamp turns it into EXP_LO). Such input (a NaN, or +inf in a
  * softmax row) is the one case where the portable body's bits differ from the vector ones. */
 #include "vidrd_kernels.h"
+#include "elementwise_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -349,6 +350,11 @@ AVX512 static void affine_row_avx512(const float *x, const float *scale, const f
         out[j] = silu ? silu_scalar(y) : y;
     }
 }
+
+/* The bodies without the dispatch, for fused attention (attention.c), which checked the ISA once
+ * for a whole head and calls this per row of 16-256 scores, where the CPUID lookup shows. */
+AVX512 float vidrd_exp_shifted_row_avx512_body(float *row, long n) { return exp_shifted_row_avx512(row, n); }
+AVX2 float vidrd_exp_shifted_row_avx2_body(float *row, long n) { return exp_shifted_row_avx2(row, n); }
 
 /* Unlike vidrd_sgemm, these never refuse an ISA: one the CPU lacks runs the best body it has. */
 static vidrd_isa isa_to_run(vidrd_isa isa) {

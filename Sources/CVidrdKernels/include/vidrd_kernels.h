@@ -91,6 +91,32 @@ void vidrd_gelu_gate(vidrd_isa isa, float *row, long inner);
 void vidrd_affine_row(vidrd_isa isa, const float *x, const float *scale, const float *mean,
                       const float *beta, float *out, long c, int silu);
 
+/* Fused attention for one (sequence, head) (attention.c), for the small products of the U-Net's
+ * attention, where the GEMM driver's fixed costs dominate. Contract: the output bits are exactly
+ * those of the GEMM-based sequence it replaces, on the same ISA:
+ *
+ *     S = Q K^T * scale        vidrd_sgemm(isa, 0, 1, m, n, d, scale, q, ldq, k, ldk, 0, S, n)
+ *     s_i = vidrd_exp_shifted_row(isa, S[i], visible_i); S[i][visible_i..n) = 0
+ *     O = S V                  vidrd_sgemm(isa, 0, 0, m, d, n, 1, S, n, v, ldk, 0, o, ldo)
+ *     O[i][j] = O[i][j] * fl(1 / s_i)
+ *
+ * that is, score(i,j) = the FMA chain over d from 0 of q[i][d] * fl(scale * k[j][d]) (k itself
+ * when scale == 1), O[i][c] = the FMA chain over every key j from 0 (zeroed ones included) of
+ * S[i][j] * v[j][c]. visible_i = min(n, i + 1) when causal, n otherwise. Q, K, V, O rows are
+ * ldq, ldk, ldk, ldo floats apart (heads interleaved in a row); m = query_length, n = key_length,
+ * d = head_dim.
+ *
+ * vidrd_attention_scratch_floats: the floats `scratch` must hold (any alignment), or -1 for a
+ * shape the kernel does not take (n or d not positive, n > VIDRD_ATTENTION_MAX_KEYS,
+ * d > VIDRD_ATTENTION_MAX_HEAD_DIM): callers then use the GEMM sequence. vidrd_attention_head
+ * returns 0, or -1 (nothing written) for such a shape, GENERIC, or an ISA this CPU lacks. */
+#define VIDRD_ATTENTION_MAX_KEYS 4096
+#define VIDRD_ATTENTION_MAX_HEAD_DIM 256
+long vidrd_attention_scratch_floats(long key_length, long head_dim);
+int vidrd_attention_head(vidrd_isa isa, long query_length, long key_length, long head_dim, float scale,
+                         const float *q, long ldq, const float *k, const float *v, long ldk, float *o, long ldo,
+                         int causal, float *scratch);
+
 #ifdef __cplusplus
 }
 #endif

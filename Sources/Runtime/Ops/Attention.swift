@@ -1,3 +1,4 @@
+import CVidrdKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,29 +24,40 @@ struct SequenceLayout {
 
 /// Scaled dot-product attention, softmax(Q K^T * scale) V, per sequence and head.
 /// Heads are interleaved along the row (`head h` owns columns `h*headDim ..< (h+1)*headDim`).
+///
+/// Each (sequence, head) runs the fused C kernel (`vidrd_attention_head`) when
+/// `FusedAttention.enabled(...)` says so, else two GEMMs around the row softmax. Both give the
+/// same bits (vidrd_kernels.h states the contract; OpsTests checks it), so the choice is speed
+/// only; `fused` exists for those tests.
 func scaledDotProductAttention(
     sequences: Int, queryLength: Int, keyLength: Int, heads: Int, headDim: Int, scale: Float,
     query: UnsafePointer<Float>, queryLayout: SequenceLayout, queryWidth: Int,
     key: UnsafePointer<Float>, value: UnsafePointer<Float>, keyLayout: SequenceLayout, keyWidth: Int,
-    output: UnsafeMutablePointer<Float>, outputWidth: Int, causal: Bool = false
+    output: UnsafeMutablePointer<Float>, outputWidth: Int, causal: Bool = false,
+    fused: Bool? = nil
 ) {
     let jobs = sequences * heads
-    parallelChunks(jobs) { range in
+    let ldq = queryLayout.tokenStride * queryWidth
+    let ldk = keyLayout.tokenStride * keyWidth
+    let ldo = queryLayout.tokenStride * outputWidth
+    @inline(__always)
+    func pointers(_ job: Int) -> (q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                  o: UnsafeMutablePointer<Float>) {
+        let s = job / heads
+        let h = job % heads
+        return (query + queryLayout.baseRow(s) * queryWidth + h * headDim,
+                key + keyLayout.baseRow(s) * keyWidth + h * headDim,
+                value + keyLayout.baseRow(s) * keyWidth + h * headDim,
+                output + queryLayout.baseRow(s) * outputWidth + h * headDim)
+    }
+    func gemmPath(_ range: Range<Int>) {
         var scores = [Float](repeating: 0, count: queryLength * keyLength)
         var sums = [Float](repeating: 0, count: queryLength)
         scores.withUnsafeMutableBufferPointer { sbuf in
             sums.withUnsafeMutableBufferPointer { sumBuf in
                 let sp = sbuf.baseAddress!, sums = sumBuf.baseAddress!
                 for job in range {
-                    let s = job / heads
-                    let h = job % heads
-                    let q = query + queryLayout.baseRow(s) * queryWidth + h * headDim
-                    let k = key + keyLayout.baseRow(s) * keyWidth + h * headDim
-                    let v = value + keyLayout.baseRow(s) * keyWidth + h * headDim
-                    let o = output + queryLayout.baseRow(s) * outputWidth + h * headDim
-                    let ldq = queryLayout.tokenStride * queryWidth
-                    let ldk = keyLayout.tokenStride * keyWidth
-                    let ldo = queryLayout.tokenStride * outputWidth
+                    let (q, k, v, o) = pointers(job)
                     sgemm(transB: true, m: queryLength, n: keyLength, k: headDim, alpha: scale,
                           a: q, lda: ldq, b: k, ldb: ldk, c: sp, ldc: keyLength)
                     for i in 0..<queryLength {
@@ -66,6 +78,40 @@ func scaledDotProductAttention(
                 }
             }
         }
+    }
+    let isa = ComputeKernels.active.kernelISA
+    let useFused = isa != nil && (fused ?? FusedAttention.enabled(isa: isa!, keyLength: keyLength))
+    let scratchCount = useFused ? vidrd_attention_scratch_floats(keyLength, headDim) : -1
+    parallelChunks(jobs) { range in
+        guard scratchCount >= 0, let isa else { return gemmPath(range) }
+        var scratch = [Float](repeating: 0, count: scratchCount)
+        let done = scratch.withUnsafeMutableBufferPointer { buf -> Int in
+            for job in range {
+                let (q, k, v, o) = pointers(job)
+                if vidrd_attention_head(isa, queryLength, keyLength, headDim, scale, q, ldq, k, v, ldk, o, ldo,
+                                        causal ? 1 : 0, buf.baseAddress!) != 0 { return job }
+            }
+            return range.upperBound
+        }
+        if done < range.upperBound { gemmPath(done..<range.upperBound) }
+    }
+}
+
+/// When scaledDotProductAttention runs the fused kernel by default.
+enum FusedAttention {
+    /// Intrinsics run ~40x slower unoptimised (SwiftPM builds C at -O0 in debug): there the GEMM
+    /// path (assembly micro-kernel) is the faster one.
+    static let optimizedBuild = vidrd_kernels_optimized() != 0
+
+    /// Measured against the GEMM path per head on Zen 5 (-O2, one core): up to 256 keys the fused
+    /// kernel is 1.1-2.7x faster with AVX-512 (the driver's fixed costs dominate at 16-77 keys)
+    /// and 0.92-1.6x with AVX2 (16 ymm registers allow only 4-row tiles); at 1024 keys and more
+    /// the GEMM's larger blocked tiles win (AVX-512 ~0.87x, AVX2 ~0.55x), so long sequences
+    /// keep the GEMMs. The kernel itself takes up to VIDRD_ATTENTION_MAX_KEYS.
+    static let maxKeys = 256
+
+    static func enabled(isa: vidrd_isa, keyLength: Int) -> Bool {
+        optimizedBuild && keyLength <= maxKeys && (isa == VIDRD_ISA_AVX512 || isa == VIDRD_ISA_AVX2)
     }
 }
 
