@@ -40,6 +40,7 @@ swift build -c release --product vidrd-client >/dev/null
 bin=.build/release
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC'); output in $out"
 
+IFS='|' read -r -a prompt_list <<< "$prompts"
 if [[ " $parts " == *" quality "* ]]; then
 echo
 echo "== adherence (vidrd longeval, fnr,pns,dsg@all, clips 0 and 3), $precision"
@@ -53,7 +54,6 @@ done
 
 echo
 echo "== distance to DDIM 100 (clip 0, 16 frames, seeds 1,2)"
-IFS='|' read -r -a prompt_list <<< "$prompts"
 clip() {  # KIND STEPS PROMPT_INDEX SEED PRECISION
   local suffix=""; [ "$5" = fp32 ] || suffix="-$5"
   local dir="$out/clips/$1-$2$suffix/p$3-s$4"
