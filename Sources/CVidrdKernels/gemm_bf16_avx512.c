@@ -34,9 +34,9 @@ static inline long pairs(long k) { return (k + 1) / 2; }
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "gemm_avx512_tile.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bf16")))
-#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
 
 /* Rounds n floats to bf16 into n / 2 pairs (a zero high half when n is odd). */
 TARGET static void round_pairs(const float *src, long n, uint32_t *dst) {
@@ -54,36 +54,17 @@ TARGET static void round_pairs(const float *src, long n, uint32_t *dst) {
 /* One 14 x 32 tile from kp pairs: a row's pairs at a + r * a_rs, W's micro-panel at b (kp x 32 words). */
 TARGET static void kernel_14x32_bf16(long kp, const uint32_t *restrict a, long a_rs, const uint32_t *restrict b,
                                      float *restrict c, long ldc, int start, float beta) {
-#define DECLARE(i) __m512 c##i##a, c##i##b;
-    ROWS(DECLARE)
-#undef DECLARE
-    if (start == GEMM_START_ZERO) {
-#define ZERO(i) c##i##a = _mm512_setzero_ps(); c##i##b = _mm512_setzero_ps();
-        ROWS(ZERO)
-#undef ZERO
-    } else if (start == GEMM_START_C) {
-#define LOADC(i) c##i##a = _mm512_loadu_ps(c + (i) * ldc); c##i##b = _mm512_loadu_ps(c + (i) * ldc + 16);
-        ROWS(LOADC)
-#undef LOADC
-    } else {
-        const __m512 vb = _mm512_set1_ps(beta);
-#define BETAC(i) c##i##a = _mm512_mul_ps(vb, _mm512_loadu_ps(c + (i) * ldc)); \
-                 c##i##b = _mm512_mul_ps(vb, _mm512_loadu_ps(c + (i) * ldc + 16));
-        ROWS(BETAC)
-#undef BETAC
-    }
+    TILE_START(start, beta)
     for (long p = 0; p < kp; p++) {
         const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
         const __m512bh b1 = (__m512bh)_mm512_load_si512(b + 16);
 #define STEP(i) { const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[(i) * a_rs + p]); \
                   c##i##a = _mm512_dpbf16_ps(c##i##a, ai, b0); c##i##b = _mm512_dpbf16_ps(c##i##b, ai, b1); }
-        ROWS(STEP)
+        TILE_ROWS(STEP)
 #undef STEP
         b += NR;
     }
-#define STOREC(i) _mm512_storeu_ps(c + (i) * ldc, c##i##a); _mm512_storeu_ps(c + (i) * ldc + 16, c##i##b);
-    ROWS(STOREC)
-#undef STOREC
+    TILE_STORE_ALL
 }
 
 /* Packed W: blocks in the driver's order (columns outer, k inner), each of round_up(ncur, 32)
