@@ -60,7 +60,6 @@ float *vidrd_gemm_scratch(size_t count) {
 
 /* ---- Packing ------------------------------------------------------------------------------ */
 
-static inline long round_up(long x, long to) { return (x + to - 1) / to * to; }
 
 /* Rows i0..i0+rows of op(A), k range p0..p0+kc, into panels of mr rows, k-major; rows past the
  * end are zero. */
@@ -125,7 +124,7 @@ static inline size_t packed_block_offset(const gemm_kernel_shape *s, long k, lon
     return (size_t)jc * (size_t)k + (size_t)round_up(ncur, s->nr) * (size_t)pc;
 }
 
-static void scale_c(long m, long n, float beta, float *c, long ldc) {
+void vidrd_gemm_scale_c(long m, long n, float beta, float *c, long ldc) {
     for (long i = 0; i < m; i++)
         for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : (beta == 1.0f ? c[i * ldc + j] : beta * c[i * ldc + j]);
 }
@@ -137,7 +136,7 @@ static int gemm_blocked(const gemm_kernel_shape *s, int trans_a, int trans_b, lo
                         float *c, long ldc, const float *packed_b) {
     if (m <= 0 || n <= 0) return 0;
     if (k <= 0) {
-        scale_c(m, n, beta, c, ldc);
+        vidrd_gemm_scale_c(m, n, beta, c, ldc);
         return 0;
     }
     const int mr = s->mr, nr = s->nr;

@@ -29,7 +29,6 @@ _Static_assert(sizeof(unsigned int) == sizeof(uint32_t), "a packed pair is a 32-
 #define MC (MR * 12)  /* rows of A per packed block */
 #define NC (NR * 96)  /* columns of W per block */
 
-static inline long round_up(long x, long to) { return (x + to - 1) / to * to; }
 static inline long pairs(long k) { return (k + 1) / 2; }
 
 #if defined(__x86_64__)
@@ -173,8 +172,7 @@ int vidrd_sgemm_bf16(long m, long n, long k, const float *a, long lda, const uns
     if (!vidrd_bf16_supported() || !packed_b) return -1;
     if (m <= 0 || n <= 0) return 0;
     if (k <= 0) {
-        for (long i = 0; i < m; i++)
-            for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : (beta == 1.0f ? c[i * ldc + j] : beta * c[i * ldc + j]);
+        vidrd_gemm_scale_c(m, n, beta, c, ldc);
         return 0;
     }
     return gemm_bf16(m, n, k, a, lda, packed_b, beta, c, ldc);

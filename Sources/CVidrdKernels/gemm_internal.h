@@ -24,6 +24,11 @@ typedef struct {
     gemm_micro_kernel kernel;
 } gemm_kernel_shape;
 
+static inline long round_up(long x, long to) { return (x + to - 1) / to * to; }
+
+/* C = beta * C over m x n (0 writes zeros, C is not read): the whole product when k == 0. */
+void vidrd_gemm_scale_c(long m, long n, float beta, float *c, long ldc);
+
 /* A growing, 64-byte-aligned buffer of at least `count` floats owned by the calling thread (reused by
  * its next GEMM call; freed when the thread ends), or NULL. */
 float *vidrd_gemm_scratch(size_t count);

@@ -80,7 +80,7 @@ func scaledDotProductAttention(
         }
     }
     let isa = ComputeKernels.active.kernelISA
-    let useFused = isa != nil && (fused ?? FusedAttention.enabled(isa: isa!, keyLength: keyLength))
+    let useFused = isa.map { fused ?? FusedAttention.enabled(isa: $0, keyLength: keyLength) } ?? false
     let scratchCount = useFused ? vidrd_attention_scratch_floats(keyLength, headDim) : -1
     parallelChunks(jobs) { range in
         guard scratchCount >= 0, let isa else { return gemmPath(range) }

@@ -11,12 +11,21 @@ public struct Conv2d: Sendable {
     public let stride: Int
     /// Zero padding (top, left, bottom, right); diffusers' VAE encoder pads only bottom/right.
     public let padding: (top: Int, left: Int, bottom: Int, right: Int)
-    /// `[Cout, kernel, kernel, Cin]`; nil when the layer runs as Winograd, which keeps its own
-    /// transformed copy (one copy of a layer's weights in memory, not two).
-    let weight: WeightMatrix?
     let bias: [Float]
-    /// Set for stride-1, pad-1 3×3 layers wide enough for the transforms to pay.
-    let winograd: WinogradConv3x3?
+    /// How the layer computes; each keeps the one copy of the weights it needs.
+    let method: Method
+
+    enum Method: Sendable {
+        /// Stride-1, pad-1 3×3 layers wide enough for the transforms to pay.
+        case winograd(WinogradConv3x3)
+        /// im2col (or a 1×1 layer directly) and one GEMM with `[Cout, kernel, kernel, Cin]`.
+        case gemm(WeightMatrix)
+    }
+
+    var winograd: WinogradConv3x3? {
+        if case .winograd(let w) = method { return w }
+        return nil
+    }
 
     public init(torchWeight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int,
                 kernel: Int, stride: Int = 1, padding: Int? = nil,
@@ -41,11 +50,9 @@ public struct Conv2d: Sendable {
         self.bias = bias ?? [Float](repeating: 0, count: outChannels)
         let samePadding = self.padding == (1, 1, 1, 1)
         if kernel == 3 && stride == 1 && samePadding && inChannels >= 16 && outChannels >= 16 {
-            winograd = WinogradConv3x3(weight: w, inChannels: inChannels, outChannels: outChannels, precision: precision)
-            weight = nil
+            method = .winograd(WinogradConv3x3(weight: w, inChannels: inChannels, outChannels: outChannels, precision: precision))
         } else {
-            winograd = nil
-            weight = WeightMatrix(w, outFeatures: outChannels, inFeatures: kk * inChannels, precision: precision)
+            method = .gemm(WeightMatrix(w, outFeatures: outChannels, inFeatures: kk * inChannels, precision: precision))
         }
     }
 
@@ -69,8 +76,11 @@ public struct Conv2d: Sendable {
 
     func forward(_ src: UnsafePointer<Float>, n: Int, h: Int, w: Int,
                  into dst: UnsafeMutablePointer<Float>, workspace: inout Workspace) {
-        guard let weight else {
-            guard let winograd else { preconditionFailure("a convolution has Winograd or plain weights") }
+        let weight: WeightMatrix
+        switch method {
+        case .gemm(let matrix):
+            weight = matrix
+        case .winograd(let winograd):
             // Bound the transformed buffers (16 × tiles × channels) by converting a few images at a time.
             let tilesPerImage = ((h + 1) / 2) * ((w + 1) / 2)
             let imagesPerChunk = Swift.max(1, 1024 / tilesPerImage)

@@ -32,9 +32,11 @@ struct WinogradConv3x3: Sendable {
             }
         }
         let size = outChannels * inChannels
-        transformedWeights = (0..<16).map { xi in
-            WeightMatrix(Array(u[xi * size..<(xi + 1) * size]), outFeatures: outChannels, inFeatures: inChannels,
-                         precision: precision)
+        transformedWeights = u.withUnsafeBufferPointer { all in
+            (0..<16).map { xi in
+                WeightMatrix(UnsafeBufferPointer(rebasing: all[xi * size..<(xi + 1) * size]), outFeatures: outChannels,
+                             inFeatures: inChannels, precision: precision)
+            }
         }
     }
 

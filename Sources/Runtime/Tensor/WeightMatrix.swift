@@ -54,22 +54,37 @@ struct WeightMatrix: Sendable {
     /// `weight`: `outFeatures × inFeatures`, row-major (each output's weights contiguous).
     init(_ weight: [Float], outFeatures: Int, inFeatures: Int, precision: ComputePrecision = .fp32,
          kernels: ComputeKernels = .active) {
+        self = weight.withUnsafeBufferPointer {
+            WeightMatrix($0, outFeatures: outFeatures, inFeatures: inFeatures, precision: precision, kernels: kernels)
+        }
+    }
+
+    /// The same from memory the caller owns (a slice of a larger buffer, read only here).
+    ///
+    /// bf16 is never replaced by fp32 here: the loader refuses a precision the process cannot run
+    /// before any layer is built (`WeightLoader.loadComponent`), so asking anyway is a
+    /// programming error, and the bits must be what was asked for.
+    init(_ weight: UnsafeBufferPointer<Float>, outFeatures: Int, inFeatures: Int, precision: ComputePrecision = .fp32,
+         kernels: ComputeKernels = .active) {
         precondition(weight.count == outFeatures * inFeatures)
         self.outFeatures = outFeatures
         self.inFeatures = inFeatures
-        if precision == .bf16, ComputePrecision.unavailability(.bf16, kernels: kernels) == nil,
-           let words = AlignedWords(count: vidrd_packed_b_bf16_words(outFeatures, inFeatures)),
-           weight.withUnsafeBufferPointer({ vidrd_pack_b_bf16(1, outFeatures, inFeatures, $0.baseAddress, inFeatures, words.base) }) == 0 {
+        if precision == .bf16 {
+            if let why = ComputePrecision.unavailability(.bf16, kernels: kernels) { preconditionFailure(why) }
+            guard let words = AlignedWords(count: vidrd_packed_b_bf16_words(outFeatures, inFeatures)),
+                  vidrd_pack_b_bf16(1, outFeatures, inFeatures, weight.baseAddress, inFeatures, words.base) == 0
+            else { preconditionFailure("no memory to pack a \(outFeatures) × \(inFeatures) bf16 weight") }
             storage = .bf16(words)
             return
         }
+        // Without memory for the packed copy the plain matrix multiplies to the same bits.
         if let isa = kernels.kernelISA,
            let words = AlignedWords(count: vidrd_packed_b_floats(isa, outFeatures, inFeatures)),
-           weight.withUnsafeBufferPointer({ vidrd_pack_b(isa, 1, outFeatures, inFeatures, $0.baseAddress, inFeatures, words.floats) }) == 0 {
+           vidrd_pack_b(isa, 1, outFeatures, inFeatures, weight.baseAddress, inFeatures, words.floats) == 0 {
             storage = .packed(words, isa)
             return
         }
-        storage = .plain(weight)
+        storage = .plain(Array(weight))
     }
 
     /// The precision the layer actually multiplies in.
