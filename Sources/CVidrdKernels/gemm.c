@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The Winograd transform must round exactly as the Swift one does: no fused multiply-adds. */
+#pragma STDC FP_CONTRACT OFF
+
 #define ALIGNMENT 64
 
 /* ---- Per-thread packing scratch ------------------------------------------------------------
@@ -129,11 +132,22 @@ void vidrd_gemm_scale_c(long m, long n, float beta, float *c, long ldc) {
         for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : (beta == 1.0f ? c[i * ldc + j] : beta * c[i * ldc + j]);
 }
 
-/* packed_b, when given, is op(B) already packed by vidrd_pack_b for this kernel shape (alpha 1):
- * b, ldb and trans_b are then unused and nothing is packed per call. */
+/* Where B comes from: packed per call from b (neither pointer set), or already packed for this
+ * kernel shape (alpha 1) by vidrd_pack_b (floats) or vidrd_pack_b_half (halves, of half_format);
+ * b, ldb and trans_b are then unused. */
+typedef struct {
+    const float *floats;
+    const unsigned short *halves;
+    int half_format;
+    /* >= 0: halves holds the nine packed 3x3 taps of a conv (each tap_stride values), and B is
+     * its Winograd-transformed weight at this position, computed panel by panel. */
+    int winograd_position;
+    long tap_stride;
+} prepacked_b;
+
 static int gemm_blocked(const gemm_kernel_shape *s, int trans_a, int trans_b, long m, long n, long k,
                         float alpha, const float *a, long lda, const float *b, long ldb, float beta,
-                        float *c, long ldc, const float *packed_b) {
+                        float *c, long ldc, prepacked_b pre) {
     if (m <= 0 || n <= 0) return 0;
     if (k <= 0) {
         vidrd_gemm_scale_c(m, n, beta, c, ldc);
@@ -147,12 +161,19 @@ static int gemm_blocked(const gemm_kernel_shape *s, int trans_a, int trans_b, lo
     const long kc_max = k < s->kc ? k : s->kc;
     const long nc_max = round_up(n < s->nc ? n : s->nc, nr);
     const long mc_max = a_in_place ? mr : round_up(m < s->mc ? m : s->mc, mr);
-    const size_t b_size = packed_b ? 0 : (size_t)(kc_max * nc_max);
+    const int prepacked = pre.floats || pre.halves;
+    const size_t b_size = prepacked ? 0 : (size_t)(kc_max * nc_max);
     const size_t a_size = (size_t)(kc_max * mc_max);
     const size_t tile = (size_t)(mr * nr);
-    float *scratch = vidrd_gemm_scratch(b_size + a_size + tile);
+    /* Halves are widened one panel (kc x nr) at a time, just before the tiles that read it: the
+     * panel stays in L1, and no fp32 copy of the weight exists beyond it. */
+    const size_t wide_size = pre.halves ? (size_t)(kc_max * nr) : 0;
+    /* The widened panel is read with aligned loads, as packed panels are: start it on 64 bytes. */
+    const size_t wide_at = (size_t)round_up((long)(b_size + a_size + tile), ALIGNMENT / sizeof(float));
+    float *scratch = vidrd_gemm_scratch(wide_at + wide_size);
     if (!scratch) return -1;
-    float *bp = scratch, *ap = scratch + b_size, *edge = ap + a_size;
+    float *bp = scratch, *ap = scratch + b_size, *edge = ap + a_size, *wide = scratch + wide_at;
+    const unsigned short *hp = NULL;
     const int first_start = beta == 0.0f ? GEMM_START_ZERO : (beta == 1.0f ? GEMM_START_C : GEMM_START_BETA);
     const long m_full = m / mr * mr;
 
@@ -161,8 +182,10 @@ static int gemm_blocked(const gemm_kernel_shape *s, int trans_a, int trans_b, lo
         for (long pc = 0; pc < k; pc += s->kc) {
             const long kcur = k - pc < s->kc ? k - pc : s->kc;
             const int start = pc == 0 ? first_start : GEMM_START_C;
-            if (packed_b)
-                bp = (float *)packed_b + packed_block_offset(s, k, jc, ncur, pc);
+            if (pre.floats)
+                bp = (float *)pre.floats + packed_block_offset(s, k, jc, ncur, pc);
+            else if (pre.halves)
+                hp = pre.halves + packed_block_offset(s, k, jc, ncur, pc);
             else
                 pack_b(b, ldb, trans_b, pc, kcur, jc, ncur, nr, alpha, bp);
             for (long ic = 0; ic < m; ic += s->mc) {
@@ -174,6 +197,14 @@ static int gemm_blocked(const gemm_kernel_shape *s, int trans_a, int trans_b, lo
                 for (long jr = 0; jr < ncur; jr += nr) {
                     const long w = ncur - jr < nr ? ncur - jr : nr;
                     const float *bpanel = bp + jr * kcur;
+                    if (hp) {
+                        if (pre.winograd_position >= 0)
+                            s->winograd(pre.half_format, pre.winograd_position, hp + jr * kcur, pre.tap_stride,
+                                        wide, kcur * nr);
+                        else
+                            s->widen(pre.half_format, hp + jr * kcur, wide, kcur * nr);
+                        bpanel = wide;
+                    }
                     for (long ir = 0; ir < mcur; ir += mr) {
                         const long row = ic + ir;
                         const long h = mcur - ir < mr ? mcur - ir : mr;
@@ -220,7 +251,7 @@ int vidrd_sgemm(vidrd_isa isa, int trans_a, int trans_b, long m, long n, long k,
                 const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
     const gemm_kernel_shape *s = shape_for(isa);
     if (!s) return -1;
-    return gemm_blocked(s, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL);
+    return gemm_blocked(s, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, (prepacked_b){.winograd_position = -1});
 }
 
 long vidrd_packed_b_floats(vidrd_isa isa, long n, long k) {
@@ -246,7 +277,102 @@ int vidrd_sgemm_packed(vidrd_isa isa, long m, long n, long k, const float *a, lo
                        const float *packed_b, float beta, float *c, long ldc) {
     const gemm_kernel_shape *s = shape_for(isa);
     if (!s || !packed_b) return -1;
-    return gemm_blocked(s, 0, 0, m, n, k, 1.0f, a, lda, NULL, 0, beta, c, ldc, packed_b);
+    return gemm_blocked(s, 0, 0, m, n, k, 1.0f, a, lda, NULL, 0, beta, c, ldc, (prepacked_b){.floats = packed_b, .winograd_position = -1});
+}
+
+static float half_to_float(unsigned short h) {
+    const unsigned int sign = (unsigned int)(h & 0x8000u) << 16;
+    const unsigned int exponent = (h >> 10) & 0x1Fu, mantissa = h & 0x3FFu;
+    unsigned int bits;
+    if (exponent == 0x1F) {
+        bits = sign | 0x7F800000u | (mantissa << 13); /* infinity, NaN */
+    } else if (exponent != 0) {
+        bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
+    } else if (mantissa == 0) {
+        bits = sign;
+    } else {
+        /* A subnormal half is a normal float: shift the mantissa up to its leading 1. */
+        unsigned int e = 113, m = mantissa;
+        while (!(m & 0x400u)) { m <<= 1; e--; }
+        bits = sign | (e << 23) | ((m & 0x3FFu) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+
+static float widen_one(int format, unsigned short h) {
+    if (format == VIDRD_HALF_F16) return half_to_float(h);
+    const unsigned int bits = (unsigned int)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+void vidrd_winograd_widen_scalar(int format, int position, const unsigned short *taps, long tap_stride,
+                                 float *dst, long count) {
+    const float *ga = vidrd_winograd_g[position / 4], *gb = vidrd_winograd_g[position % 4];
+    for (long i = 0; i < count; i++) {
+        float t[3];
+        for (int x = 0; x < 3; x++) {
+            const float k0 = widen_one(format, taps[(0 + x) * tap_stride + i]);
+            const float k1 = widen_one(format, taps[(3 + x) * tap_stride + i]);
+            const float k2 = widen_one(format, taps[(6 + x) * tap_stride + i]);
+            t[x] = ga[0] * k0 + ga[1] * k1 + ga[2] * k2;
+        }
+        dst[i] = t[0] * gb[0] + t[1] * gb[1] + t[2] * gb[2];
+    }
+}
+
+void vidrd_widen_scalar(int format, const unsigned short *src, float *dst, long count) {
+    for (long i = 0; i < count; i++) dst[i] = widen_one(format, src[i]);
+}
+
+long vidrd_packed_b_halves(vidrd_isa isa, long n, long k) { return vidrd_packed_b_floats(isa, n, k); }
+
+/* vidrd_pack_b's layout (trans_b = 1), in 16-bit values; padding columns are 0 (+0 in both formats). */
+int vidrd_pack_b_half(vidrd_isa isa, long n, long k, const unsigned short *b, long ldb, unsigned short *dst) {
+    const gemm_kernel_shape *s = shape_for(isa);
+    if (!s || n <= 0 || k <= 0) return -1;
+    const int nr = s->nr;
+    for (long jc = 0; jc < n; jc += s->nc) {
+        const long ncur = n - jc < s->nc ? n - jc : s->nc;
+        for (long pc = 0; pc < k; pc += s->kc) {
+            const long kcur = k - pc < s->kc ? k - pc : s->kc;
+            unsigned short *block = dst + packed_block_offset(s, k, jc, ncur, pc);
+            for (long col = 0; col < ncur; col += nr) {
+                const long w = ncur - col < nr ? ncur - col : nr;
+                unsigned short *panel = block + col * kcur;
+                for (long jj = 0; jj < w; jj++) {
+                    const unsigned short *src = b + (jc + col + jj) * ldb + pc;
+                    for (long p = 0; p < kcur; p++) panel[p * nr + jj] = src[p];
+                }
+                for (long p = 0; p < kcur; p++)
+                    for (long jj = w; jj < nr; jj++) panel[p * nr + jj] = 0;
+            }
+        }
+    }
+    return 0;
+}
+
+int vidrd_sgemm_packed_half(vidrd_isa isa, int format, long m, long n, long k, const float *a, long lda,
+                            const unsigned short *packed_b, float beta, float *c, long ldc) {
+    const gemm_kernel_shape *s = shape_for(isa);
+    if (!s || !packed_b || (format != VIDRD_HALF_F16 && format != VIDRD_HALF_BF16)) return -1;
+    return gemm_blocked(s, 0, 0, m, n, k, 1.0f, a, lda, NULL, 0, beta, c, ldc,
+                        (prepacked_b){.halves = packed_b, .half_format = format, .winograd_position = -1});
+}
+
+int vidrd_sgemm_winograd_half(vidrd_isa isa, int format, int position, long m, long n, long k,
+                              const float *a, long lda, const unsigned short *packed_taps, float beta,
+                              float *c, long ldc) {
+    const gemm_kernel_shape *s = shape_for(isa);
+    if (!s || !packed_taps || (format != VIDRD_HALF_F16 && format != VIDRD_HALF_BF16) || position < 0 || position > 15)
+        return -1;
+    return gemm_blocked(s, 0, 0, m, n, k, 1.0f, a, lda, NULL, 0, beta, c, ldc,
+                        (prepacked_b){.halves = packed_taps, .half_format = format, .winograd_position = position,
+                                      .tap_stride = vidrd_packed_b_halves(isa, n, k)});
 }
 
 void vidrd_sgemm_reference(int trans_a, int trans_b, long m, long n, long k, float alpha,

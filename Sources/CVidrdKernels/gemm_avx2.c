@@ -7,6 +7,7 @@
  * debug test that touches a model crawl. Assembly runs the same at every optimisation level.
  * vfmadd231ps rounds once, like fmaf: the tile is exactly the reference definition. */
 #include "gemm_internal.h"
+#include "vidrd_kernels.h"
 
 #if defined(__x86_64__)
 
@@ -117,7 +118,76 @@ static void kernel_6x16(long kc, const float *a, long a_rs, long a_ks, const flo
           "ymm10", "ymm11", "ymm12", "ymm13", "ymm14", "ymm15", "memory", "cc");
 }
 
+/* 8 weights per instruction: vcvtph2ps (F16C, which every AVX2 CPU has) for IEEE halves; bf16 is
+ * the top half of an fp32, so zero-extend and shift. Assembly for the reason above. */
+__attribute__((target("avx2,f16c")))
+static void widen_8s(int format, const unsigned short *src, float *dst, long count) {
+    long blocks = count / 8;
+    if (blocks > 0) {
+        if (format == VIDRD_HALF_F16)
+            __asm__ volatile(
+                "1:\n\t"
+                "vcvtph2ps (%[src]), %%ymm0\n\t"
+                "vmovups %%ymm0, (%[dst])\n\t"
+                "addq $16, %[src]\n\t"
+                "addq $32, %[dst]\n\t"
+                "decq %[n]\n\t"
+                "jnz 1b\n\t"
+                "vzeroupper\n\t"
+                : [src] "+r"(src), [dst] "+r"(dst), [n] "+r"(blocks)
+                :
+                : "ymm0", "memory", "cc");
+        else
+            __asm__ volatile(
+                "1:\n\t"
+                "vpmovzxwd (%[src]), %%ymm0\n\t"
+                "vpslld $16, %%ymm0, %%ymm0\n\t"
+                "vmovups %%ymm0, (%[dst])\n\t"
+                "addq $16, %[src]\n\t"
+                "addq $32, %[dst]\n\t"
+                "decq %[n]\n\t"
+                "jnz 1b\n\t"
+                "vzeroupper\n\t"
+                : [src] "+r"(src), [dst] "+r"(dst), [n] "+r"(blocks)
+                :
+                : "ymm0", "memory", "cc");
+    }
+    vidrd_widen_scalar(format, src, dst, count % 8);
+}
+
+/* vidrd_winograd_widen_scalar 8 lanes at a time: the same multiplies and adds, unfused.
+ * Intrinsics (slow at -O0, as the header says): only 3x3 convolutions of 16-bit checkpoints use it. */
+#include <immintrin.h>
+
+__attribute__((target("avx2,f16c")))
+static inline __m256 widen8(int format, const unsigned short *src) {
+    const __m128i h = _mm_loadu_si128((const __m128i *)src);
+    return format == VIDRD_HALF_F16 ? _mm256_cvtph_ps(h)
+                                    : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+__attribute__((target("avx2,f16c")))
+static void winograd_8s(int format, int position, const unsigned short *taps, long stride, float *dst, long count) {
+    const float *ga = vidrd_winograd_g[position / 4], *gb = vidrd_winograd_g[position % 4];
+    const __m256 ga0 = _mm256_set1_ps(ga[0]), ga1 = _mm256_set1_ps(ga[1]), ga2 = _mm256_set1_ps(ga[2]);
+    const __m256 gb0 = _mm256_set1_ps(gb[0]), gb1 = _mm256_set1_ps(gb[1]), gb2 = _mm256_set1_ps(gb[2]);
+    long i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 t[3];
+        for (int x = 0; x < 3; x++) {
+            const __m256 k0 = widen8(format, taps + (0 + x) * stride + i);
+            const __m256 k1 = widen8(format, taps + (3 + x) * stride + i);
+            const __m256 k2 = widen8(format, taps + (6 + x) * stride + i);
+            t[x] = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(ga0, k0), _mm256_mul_ps(ga1, k1)), _mm256_mul_ps(ga2, k2));
+        }
+        _mm256_storeu_ps(dst + i, _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(t[0], gb0), _mm256_mul_ps(t[1], gb1)),
+                                                _mm256_mul_ps(t[2], gb2)));
+    }
+    vidrd_winograd_widen_scalar(format, position, taps + i, stride, dst + i, count - i);
+}
+
 const gemm_kernel_shape vidrd_gemm_avx2 = {
-    .mr = MR, .nr = NR, .kc = 256, .mc = MR * 24, .nc = NR * 192, .kernel = kernel_6x16,
+    .mr = MR, .nr = NR, .kc = 256, .mc = MR * 24, .nc = NR * 192, .kernel = kernel_6x16, .widen = widen_8s,
+    .winograd = winograd_8s,
 };
 #endif

@@ -31,7 +31,10 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--precision \(self.precision) is not one of \(ComputePrecision.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if let why = ComputePrecision.unavailability(precision) { throw ValidationError(why) }
+        let loadStart = DispatchTime.now().uptimeNanoseconds
         let pipeline = try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: model), precision: precision)
+        let loaded = Double(DispatchTime.now().uptimeNanoseconds - loadStart) / 1e9
+        report("load", [loaded])  // the peak RSS so far is the load's (tools/bench/load_bench.sh)
         let prompt = try pipeline.encodePrompt("a red ball bouncing on grass", negativePrompt: "", guidanceScale: pipeline.defaultGuidanceScale)
         var random = SeededRandomSource(seed: 1)
         var ws = Workspace()

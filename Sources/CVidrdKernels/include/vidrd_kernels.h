@@ -59,6 +59,28 @@ int vidrd_pack_b(vidrd_isa isa, int trans_b, long n, long k, const float *b, lon
 int vidrd_sgemm_packed(vidrd_isa isa, long m, long n, long k, const float *a, long lda,
                        const float *packed_b, float beta, float *c, long ldc);
 
+/* Weights kept in the checkpoint's own 16-bit format (IEEE half or bf16), in exact fp32 mode:
+ * packed once like vidrd_pack_b, but as 16-bit values, and widened to fp32 one panel at a time
+ * inside the product. Widening either format is exact, so vidrd_sgemm_packed_half gives bit for
+ * bit what vidrd_sgemm_packed gives on the widened weights, in half the weight memory.
+ * vidrd_packed_b_halves: the 16-bit values op(B) takes packed (-1 when the ISA is not runnable).
+ * vidrd_pack_b_half: packs B stored as its transpose (b[j * ldb + p], a layer's [out][in]
+ * weights) into dst, 64-byte aligned. `format` is VIDRD_HALF_F16 or VIDRD_HALF_BF16. */
+enum { VIDRD_HALF_F16 = 1, VIDRD_HALF_BF16 = 2 };
+long vidrd_packed_b_halves(vidrd_isa isa, long n, long k);
+int vidrd_pack_b_half(vidrd_isa isa, long n, long k, const unsigned short *b, long ldb, unsigned short *dst);
+int vidrd_sgemm_packed_half(vidrd_isa isa, int format, long m, long n, long k, const float *a, long lda,
+                            const unsigned short *packed_b, float beta, float *c, long ldc);
+/* A 3x3 convolution's Winograd F(2x2, 3x3) GEMM at `position` (0-15) from its nine taps kept in
+ * 16-bit `format`: packed_taps holds tap y * 3 + x ([out][in], each vidrd_pack_b_half'ed) at
+ * packed_taps + (y * 3 + x) * vidrd_packed_b_halves(isa, n, k). The transformed weight
+ * U = G g G^T is computed panel by panel inside the product, with the same products and sums in
+ * the same order as the runtime's load-time transform (WinogradConv3x3), so the result is bit for
+ * bit vidrd_sgemm_packed on the fp32 transformed weight, and no transformed copy is kept. */
+int vidrd_sgemm_winograd_half(vidrd_isa isa, int format, int position, long m, long n, long k,
+                              const float *a, long lda, const unsigned short *packed_taps, float beta,
+                              float *c, long ldc);
+
 /* The bf16 fast mode (gemm_bf16_avx512.c): C = bf16(A) * bf16(op(B)) + beta * C, products summed
  * in fp32 by AVX-512 BF16 dot products, B packed once in bf16 pairs (32-bit words, 64-byte
  * aligned). Not the definition above: each element is a chain of two-product steps in increasing

@@ -31,6 +31,14 @@ public struct Conv2d: Sendable {
                 kernel: Int, stride: Int = 1, padding: Int? = nil,
                 asymmetricPadding: (top: Int, left: Int, bottom: Int, right: Int)? = nil,
                 precision: ComputePrecision = .fp32) {
+        self.init(torchWeight: .floats(torchWeight), bias: bias, inChannels: inChannels, outChannels: outChannels,
+                  kernel: kernel, stride: stride, padding: padding, asymmetricPadding: asymmetricPadding, precision: precision)
+    }
+
+    init(torchWeight: WeightValues, bias: [Float]?, inChannels: Int, outChannels: Int,
+         kernel: Int, stride: Int = 1, padding: Int? = nil,
+         asymmetricPadding: (top: Int, left: Int, bottom: Int, right: Int)? = nil,
+         precision: ComputePrecision = .fp32, kernels: ComputeKernels = .active) {
         precondition(torchWeight.count == outChannels * inChannels * kernel * kernel)
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -38,21 +46,16 @@ public struct Conv2d: Sendable {
         self.stride = stride
         let p = padding ?? (kernel - 1) / 2
         self.padding = asymmetricPadding ?? (p, p, p, p)
-        var w = [Float](repeating: 0, count: torchWeight.count)
         let kk = kernel * kernel
-        for o in 0..<outChannels {
-            for i in 0..<inChannels {
-                for k in 0..<kk {
-                    w[(o * kk + k) * inChannels + i] = torchWeight[(o * inChannels + i) * kk + k]
-                }
-            }
-        }
+        let w = torchWeight.swappingLastTwoAxes(outChannels, inChannels, kk)
         self.bias = bias ?? [Float](repeating: 0, count: outChannels)
         let samePadding = self.padding == (1, 1, 1, 1)
         if kernel == 3 && stride == 1 && samePadding && inChannels >= 16 && outChannels >= 16 {
-            method = .winograd(WinogradConv3x3(weight: w, inChannels: inChannels, outChannels: outChannels, precision: precision))
+            method = .winograd(WinogradConv3x3(weight: w, inChannels: inChannels, outChannels: outChannels,
+                                               precision: precision, kernels: kernels))
         } else {
-            method = .gemm(WeightMatrix(w, outFeatures: outChannels, inFeatures: kk * inChannels, precision: precision))
+            method = .gemm(WeightMatrix(w, outFeatures: outChannels, inFeatures: kk * inChannels, precision: precision,
+                                        kernels: kernels))
         }
     }
 
@@ -159,14 +162,17 @@ public struct TemporalConv: Sendable {
 
     public init(torchWeight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int,
                 precision: ComputePrecision = .fp32) {
+        self.init(torchWeight: .floats(torchWeight), bias: bias, inChannels: inChannels, outChannels: outChannels,
+                  precision: precision)
+    }
+
+    init(torchWeight: WeightValues, bias: [Float]?, inChannels: Int, outChannels: Int,
+         precision: ComputePrecision = .fp32, kernels: ComputeKernels = .active) {
         precondition(torchWeight.count == outChannels * inChannels * 3)
-        var taps = [[Float]](repeating: [Float](repeating: 0, count: outChannels * inChannels), count: 3)
-        for o in 0..<outChannels {
-            for i in 0..<inChannels {
-                for d in 0..<3 { taps[d][o * inChannels + i] = torchWeight[(o * inChannels + i) * 3 + d] }
-            }
+        self.taps = (0..<3).map { d in
+            WeightMatrix(torchWeight.selectingLast(d, of: 3), outFeatures: outChannels, inFeatures: inChannels,
+                         precision: precision, kernels: kernels)
         }
-        self.taps = taps.map { WeightMatrix($0, outFeatures: outChannels, inFeatures: inChannels, precision: precision) }
         self.bias = bias ?? [Float](repeating: 0, count: outChannels)
         self.channels = inChannels
         self.outChannels = outChannels

@@ -6,9 +6,15 @@ public struct Linear: Sendable {
     let bias: [Float]?
 
     public init(weight: [Float], bias: [Float]?, inFeatures: Int, outFeatures: Int, precision: ComputePrecision = .fp32) {
+        self.init(weight: .floats(weight), bias: bias, inFeatures: inFeatures, outFeatures: outFeatures, precision: precision)
+    }
+
+    init(weight: WeightValues, bias: [Float]?, inFeatures: Int, outFeatures: Int, precision: ComputePrecision = .fp32,
+         kernels: ComputeKernels = .active) {
         precondition(weight.count == inFeatures * outFeatures)
         precondition(bias == nil || bias!.count == outFeatures)
-        self.weight = WeightMatrix(weight, outFeatures: outFeatures, inFeatures: inFeatures, precision: precision)
+        self.weight = WeightMatrix(weight, outFeatures: outFeatures, inFeatures: inFeatures, precision: precision,
+                                   kernels: kernels)
         self.bias = bias
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures

@@ -1,3 +1,5 @@
+import CVidrdKernels
+
 /// Winograd F(2×2, 3×3) for stride-1, pad-1 3×3 convolutions on channels-last images.
 ///
 /// Each 2×2 output tile needs 16 multiplies per (input, output) channel pair instead of 36, so
@@ -7,13 +9,38 @@
 struct WinogradConv3x3: Sendable {
     let inChannels: Int
     let outChannels: Int
-    /// U = G g Gᵀ: 16 matrices `[Cout, Cin]`, one per position of the 4×4 tile.
-    let transformedWeights: [WeightMatrix]
+    let weights: Weights
+
+    enum Weights: Sendable {
+        /// U = G g Gᵀ: 16 matrices `[Cout, Cin]`, one per position of the 4×4 tile.
+        case transformed([WeightMatrix])
+        /// A 16-bit checkpoint's nine taps, kept as they are; each product computes its U from
+        /// them panel by panel with this transform's arithmetic (`vidrd_sgemm_winograd_half`),
+        /// so the bits are `transformed`'s in 9/16 of fp32's halved memory.
+        case taps(WinogradTaps)
+    }
 
     /// `weight`: `[Cout, 3, 3, Cin]` (the runtime's conv layout).
-    init(weight: [Float], inChannels: Int, outChannels: Int, precision: ComputePrecision = .fp32) {
+    init(weight: WeightValues, inChannels: Int, outChannels: Int, precision: ComputePrecision = .fp32,
+         kernels: ComputeKernels = .active) {
         self.inChannels = inChannels
         self.outChannels = outChannels
+        if case .halves(let bits, let format) = weight, precision == .fp32,
+           let taps = WinogradTaps(bits, format: format, inChannels: inChannels, outChannels: outChannels, kernels: kernels) {
+            weights = .taps(taps)
+            return
+        }
+        weights = .transformed(Self.transform(weight.widened, inChannels: inChannels, outChannels: outChannels,
+                                              precision: precision, kernels: kernels))
+    }
+
+    init(weight: [Float], inChannels: Int, outChannels: Int, precision: ComputePrecision = .fp32) {
+        self.init(weight: .floats(weight), inChannels: inChannels, outChannels: outChannels, precision: precision)
+    }
+
+    /// The products' order is part of the bit contract: `vidrd_winograd_widen_scalar` (C) repeats it.
+    private static func transform(_ weight: [Float], inChannels: Int, outChannels: Int, precision: ComputePrecision,
+                                  kernels: ComputeKernels) -> [WeightMatrix] {
         let g: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
         var u = [Float](repeating: 0, count: 16 * outChannels * inChannels)
         for o in 0..<outChannels {
@@ -32,10 +59,10 @@ struct WinogradConv3x3: Sendable {
             }
         }
         let size = outChannels * inChannels
-        transformedWeights = u.withUnsafeBufferPointer { all in
+        return u.withUnsafeBufferPointer { all in
             (0..<16).map { xi in
                 WeightMatrix(UnsafeBufferPointer(rebasing: all[xi * size..<(xi + 1) * size]), outFeatures: outChannels,
-                             inFeatures: inChannels, precision: precision)
+                             inFeatures: inChannels, precision: precision, kernels: kernels)
             }
         }
     }
@@ -90,8 +117,13 @@ struct WinogradConv3x3: Sendable {
         }
         // 16 products M[ξ] = V[ξ] · U[ξ]ᵀ.
         for xi in 0..<16 {
-            transformedWeights[xi].multiply(rows: tiles, a: v + xi * tiles * cin, lda: cin, accumulate: false,
-                                            c: m + xi * tiles * cout, ldc: cout)
+            switch weights {
+            case .transformed(let u):
+                u[xi].multiply(rows: tiles, a: v + xi * tiles * cin, lda: cin, accumulate: false,
+                               c: m + xi * tiles * cout, ldc: cout)
+            case .taps(let taps):
+                taps.multiply(position: xi, rows: tiles, a: v + xi * tiles * cin, lda: cin, c: m + xi * tiles * cout, ldc: cout)
+            }
         }
         // Output transform Y = Aᵀ M A (2×2) plus bias.
         bias.withUnsafeBufferPointer { bb in
@@ -147,6 +179,48 @@ struct WinogradConv3x3: Sendable {
             UnsafeMutableRawPointer(p).storeBytes(of: value, as: FloatV.self)
         } else {
             for l in 0..<lanes { p[l] = value[l] }
+        }
+    }
+}
+
+/// A 3×3 convolution's nine taps (`[Cout, Cin]` each) in the checkpoint's 16-bit format, packed
+/// for the active kernel, from which each Winograd product computes its transformed weight.
+struct WinogradTaps: Sendable {
+    let inChannels: Int
+    let outChannels: Int
+    private let words: AlignedWords
+    private let isa: vidrd_isa
+    private let format: HalfFormat
+
+    /// `bits`: `[Cout, 3, 3, Cin]`; nil when no kernel of ours runs here or memory is short.
+    init?(_ bits: [UInt16], format: HalfFormat, inChannels: Int, outChannels: Int, kernels: ComputeKernels = .active) {
+        precondition(bits.count == outChannels * 9 * inChannels)
+        guard let isa = kernels.kernelISA else { return nil }
+        let stride = vidrd_packed_b_halves(isa, outChannels, inChannels)
+        guard stride > 0, let words = AlignedWords(count: (9 * stride + 1) / 2) else { return nil }
+        let packed = bits.withUnsafeBufferPointer { b in
+            (0..<9).allSatisfy { tap in
+                vidrd_pack_b_half(isa, outChannels, inChannels, b.baseAddress! + tap * inChannels, 9 * inChannels,
+                                  words.halves + tap * stride) == 0
+            }
+        }
+        guard packed else { return nil }
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.words = words
+        self.isa = isa
+        self.format = format
+    }
+
+    var bytes: Int { words.count * 4 }
+
+    /// `C[rows × Cout] = A[rows × Cin] · U[position]ᵀ`, split by rows as `WeightMatrix.multiply`.
+    func multiply(position: Int, rows m: Int, a: UnsafePointer<Float>, lda: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let n = outChannels, k = inChannels
+        splitRows(m: m, n: n, k: k) { r0, rows in
+            let status = vidrd_sgemm_winograd_half(isa, format.kernelCode, Int32(position), rows, n, k, a + r0 * lda, lda,
+                                                   words.halves, 0, c + r0 * ldc, ldc)
+            precondition(status == 0, "Winograd GEMM failed (no scratch memory)")
         }
     }
 }

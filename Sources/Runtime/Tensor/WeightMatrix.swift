@@ -48,7 +48,32 @@ struct WeightMatrix: Sendable {
     private enum Storage: Sendable {
         case plain([Float])
         case packed(AlignedWords, vidrd_isa)
+        /// The checkpoint's 16-bit values, packed alike and widened panel by panel (exact fp32).
+        case packedHalves(AlignedWords, vidrd_isa, HalfFormat)
         case bf16(AlignedWords)
+    }
+
+    private init(outFeatures: Int, inFeatures: Int, storage: Storage) {
+        self.outFeatures = outFeatures
+        self.inFeatures = inFeatures
+        self.storage = storage
+    }
+
+    /// From the loader's values: 16-bit values stay 16-bit in exact fp32 mode when a kernel of
+    /// ours multiplies them (the product has the widened weights' bits); otherwise they are
+    /// widened here and handled as fp32.
+    init(_ values: WeightValues, outFeatures: Int, inFeatures: Int, precision: ComputePrecision = .fp32,
+         kernels: ComputeKernels = .active) {
+        precondition(values.count == outFeatures * inFeatures)
+        if case .halves(let bits, let format) = values, precision == .fp32, let isa = kernels.kernelISA,
+           let words = AlignedWords(count: (vidrd_packed_b_halves(isa, outFeatures, inFeatures) + 1) / 2),
+           bits.withUnsafeBufferPointer({
+               vidrd_pack_b_half(isa, outFeatures, inFeatures, $0.baseAddress, inFeatures, words.halves)
+           }) == 0 {
+            self.init(outFeatures: outFeatures, inFeatures: inFeatures, storage: .packedHalves(words, isa, format))
+            return
+        }
+        self.init(values.widened, outFeatures: outFeatures, inFeatures: inFeatures, precision: precision, kernels: kernels)
     }
 
     /// `weight`: `outFeatures × inFeatures`, row-major (each output's weights contiguous).
@@ -93,11 +118,17 @@ struct WeightMatrix: Sendable {
         return .fp32
     }
 
+    /// Whether the weight is kept in its checkpoint's 16-bit values.
+    var keepsHalves: Bool {
+        if case .packedHalves = storage { return true }
+        return false
+    }
+
     /// Bytes the weight holds in memory.
     var bytes: Int {
         switch storage {
         case .plain(let w): w.count * 4
-        case .packed(let w, _), .bf16(let w): w.count * 4
+        case .packed(let w, _), .packedHalves(let w, _, _), .bf16(let w): w.count * 4
         }
     }
 
@@ -119,6 +150,12 @@ struct WeightMatrix: Sendable {
                 let status = vidrd_sgemm_packed(isa, rows, n, k, a + r0 * lda, lda, words.floats, beta, c + r0 * ldc, ldc)
                 precondition(status == 0, "packed GEMM failed (no scratch memory)")
             }
+        case .packedHalves(let words, let isa, let format):
+            splitRows(m: m, n: n, k: k) { r0, rows in
+                let status = vidrd_sgemm_packed_half(isa, format.kernelCode, rows, n, k, a + r0 * lda, lda, words.halves,
+                                                     beta, c + r0 * ldc, ldc)
+                precondition(status == 0, "packed GEMM failed (no scratch memory)")
+            }
         case .bf16(let words):
             splitRows(m: m, n: n, k: k) { r0, rows in
                 let status = vidrd_sgemm_bf16(rows, n, k, a + r0 * lda, lda, words.base, beta, c + r0 * ldc, ldc)
@@ -130,21 +167,53 @@ struct WeightMatrix: Sendable {
 
 /// A 64-byte-aligned block of 32-bit words that lives as long as the layers sharing it (the
 /// kernels load packed panels with aligned vector loads). Immutable after packing.
-/// Swift never reads the words; only the C kernels do, as floats or bf16 pairs.
+/// Swift never reads the words; only the C kernels do, as floats, 16-bit values or bf16 pairs.
 final class AlignedWords: @unchecked Sendable {
     private let raw: UnsafeMutableRawPointer
+    /// Bytes mapped for this block alone (large blocks), or 0 when it came from malloc.
+    private let mappedBytes: Int
     let count: Int
 
     var floats: UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
     var base: UnsafeMutablePointer<UInt32> { raw.assumingMemoryBound(to: UInt32.self) }
+    var halves: UnsafeMutablePointer<UInt16> { raw.assumingMemoryBound(to: UInt16.self) }
 
     init?(count: Int) {
         guard count > 0 else { return nil }
+        self.count = count
+        #if os(Linux)
+        // Large weights get their own mapping, on transparent huge pages where the system offers
+        // them on request: a ModelScope-size model packs ~3.5 GB, which in 4 KiB pages is most of
+        // its load time in page faults and TLB misses on every pass; and kept off the heap, they
+        // leave its freed space to the load's short-lived copies instead of fragmenting it.
+        let huge = 2 << 20
+        if count * 4 >= 2 * huge {
+            let bytes = (count * 4 + huge - 1) / huge * huge
+            guard let map = mmap(nil, bytes + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+                  map != MAP_FAILED else { return nil }
+            let head = (huge - Int(bitPattern: map) % huge) % huge
+            if head > 0 { munmap(map, head) }
+            let aligned = map + head
+            if huge - head > 0 { munmap(aligned + bytes, huge - head) }
+            _ = madvise(aligned, bytes, MADV_HUGEPAGE)
+            raw = aligned
+            mappedBytes = bytes
+            return
+        }
+        #endif
         var memory: UnsafeMutableRawPointer?
         guard posix_memalign(&memory, 64, (count * 4 + 63) / 64 * 64) == 0, let memory else { return nil }
         raw = memory
-        self.count = count
+        mappedBytes = 0
     }
 
-    deinit { free(raw) }
+    deinit {
+        #if os(Linux)
+        if mappedBytes > 0 {
+            munmap(raw, mappedBytes)
+            return
+        }
+        #endif
+        free(raw)
+    }
 }

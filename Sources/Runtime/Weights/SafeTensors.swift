@@ -15,6 +15,15 @@ public enum SafeTensorsDType: String, Sendable {
         case .f64, .i64: return 8
         }
     }
+
+    /// The 16-bit float formats, which layers may keep as they are.
+    var halfFormat: HalfFormat? {
+        switch self {
+        case .f16: .f16
+        case .bf16: .bf16
+        default: nil
+        }
+    }
 }
 
 /// A memory-mapped safetensors file (https://github.com/huggingface/safetensors format):
@@ -144,6 +153,31 @@ public final class SafeTensorsFile: @unchecked Sendable {
             throw WeightError.badTensor(file: path, tensor: name, detail: "not in file")
         }
         return Tensor(shape: e.shape, scalars: try floats(name))
+    }
+
+    /// A 16-bit float tensor's raw values (F16 or BF16), without widening.
+    func halves(_ name: String) throws -> [UInt16] {
+        guard let e = entries[name], e.dtype.halfFormat != nil else {
+            throw WeightError.badTensor(file: path, tensor: name, detail: "not a 16-bit float tensor in this file")
+        }
+        let count = e.shape.reduce(1, *)
+        let p = base! + dataStart + e.begin
+        return [UInt16](unsafeUninitializedCapacity: count) { buf, initialized in
+            for i in 0..<count { buf[i] = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) }
+            initialized = count
+        }
+    }
+
+    /// Drops the mapped pages that lie wholly inside a tensor already read, so that a load does
+    /// not hold the whole file and the model at once (the pages are clean and file-backed: a
+    /// later read faults them in again).
+    func release(_ name: String) {
+        guard let e = entries[name], let base else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (dataStart + e.begin + page - 1) / page * page
+        let last = (dataStart + e.end) / page * page
+        guard last > first else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + first), last - first, MADV_DONTNEED)
     }
 
     /// Integer tensors (token ids, timesteps) as Int64.

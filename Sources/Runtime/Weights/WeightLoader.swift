@@ -80,7 +80,22 @@ final class WeightLoader {
             wrongShape.append("\(name) is \(entry.shape), expected \(shape)")
             return [Float](repeating: 0, count: shape.reduce(1, *))
         }
+        defer { file.release(name) }
         return try file.floats(name)
+    }
+
+    /// A layer weight, as `take` checks it, in the checkpoint's own 16-bit values when the
+    /// layers keep them (exact fp32 mode with a kernel of ours: the products have the widened
+    /// values' bits in half the memory), else as fp32.
+    func takeWeight(_ name: String, shape: [Int]) throws -> WeightValues {
+        guard precision == .fp32, ComputeKernels.active.kernelISA != nil,
+              let file = owner[name], let entry = file.entries[name], entry.shape == shape,
+              let format = entry.dtype.halfFormat else {
+            return .floats(try take(name, shape: shape))
+        }
+        used.insert(name)
+        defer { file.release(name) }
+        return .halves(try file.halves(name), format)
     }
 
     func takeIfPresent(_ name: String, shape: [Int]) throws -> [Float]? {
@@ -99,14 +114,14 @@ final class WeightLoader {
     // MARK: layer builders, named as in diffusers/transformers
 
     func linear(_ prefix: String, in inF: Int, out outF: Int, bias: Bool = true) throws -> Linear {
-        let w = try take("\(prefix).weight", shape: [outF, inF])
+        let w = try takeWeight("\(prefix).weight", shape: [outF, inF])
         let b = bias ? try take("\(prefix).bias", shape: [outF]) : nil
         return Linear(weight: w, bias: b, inFeatures: inF, outFeatures: outF, precision: precision)
     }
 
     /// A linear layer whose bias is optional in the checkpoint (attention projections).
     func linearOptionalBias(_ prefix: String, in inF: Int, out outF: Int) throws -> Linear {
-        let w = try take("\(prefix).weight", shape: [outF, inF])
+        let w = try takeWeight("\(prefix).weight", shape: [outF, inF])
         let b = try takeIfPresent("\(prefix).bias", shape: [outF])
         return Linear(weight: w, bias: b, inFeatures: inF, outFeatures: outF, precision: precision)
     }
@@ -116,22 +131,22 @@ final class WeightLoader {
     func pointwise(_ prefix: String, in inF: Int, out outF: Int) throws -> Linear {
         let shape = owner["\(prefix).weight"]?.entries["\(prefix).weight"]?.shape
         let w = shape?.count == 4
-            ? try take("\(prefix).weight", shape: [outF, inF, 1, 1])
-            : try take("\(prefix).weight", shape: [outF, inF])
+            ? try takeWeight("\(prefix).weight", shape: [outF, inF, 1, 1])
+            : try takeWeight("\(prefix).weight", shape: [outF, inF])
         let b = try take("\(prefix).bias", shape: [outF])
         return Linear(weight: w, bias: b, inFeatures: inF, outFeatures: outF, precision: precision)
     }
 
     func conv2d(_ prefix: String, in inC: Int, out outC: Int, kernel: Int, stride: Int = 1, padding: Int? = nil,
                 asymmetricPadding: (top: Int, left: Int, bottom: Int, right: Int)? = nil) throws -> Conv2d {
-        let w = try take("\(prefix).weight", shape: [outC, inC, kernel, kernel])
+        let w = try takeWeight("\(prefix).weight", shape: [outC, inC, kernel, kernel])
         let b = try take("\(prefix).bias", shape: [outC])
         return Conv2d(torchWeight: w, bias: b, inChannels: inC, outChannels: outC, kernel: kernel,
                       stride: stride, padding: padding, asymmetricPadding: asymmetricPadding, precision: precision)
     }
 
     func temporalConv(_ prefix: String, in inC: Int, out outC: Int) throws -> TemporalConv {
-        let w = try take("\(prefix).weight", shape: [outC, inC, 3, 1, 1])
+        let w = try takeWeight("\(prefix).weight", shape: [outC, inC, 3, 1, 1])
         let b = try take("\(prefix).bias", shape: [outC])
         return TemporalConv(torchWeight: w, bias: b, inChannels: inC, outChannels: outC, precision: precision)
     }
