@@ -119,41 +119,33 @@ static void kernel_6x16(long kc, const float *a, long a_rs, long a_ks, const flo
 }
 
 /* 8 weights per instruction: vcvtph2ps (F16C, which every AVX2 CPU has) for IEEE halves; bf16 is
- * the top half of an fp32, so zero-extend and shift. Assembly for the reason above. */
+ * the top half of an fp32, so zero-extend and shift. Assembly for the reason above; the two loops
+ * differ only in the instructions that widen ymm0. */
+#define WIDEN_LOOP(convert)                                        \
+    __asm__ volatile("1:\n\t" convert                              \
+                     "vmovups %%ymm0, (%[dst])\n\t"                \
+                     "addq $16, %[src]\n\t"                        \
+                     "addq $32, %[dst]\n\t"                        \
+                     "decq %[n]\n\t"                               \
+                     "jnz 1b\n\t"                                  \
+                     "vzeroupper\n\t"                              \
+                     : [src] "+r"(src), [dst] "+r"(dst), [n] "+r"(blocks) \
+                     :                                             \
+                     : "ymm0", "memory", "cc")
+
 __attribute__((target("avx2,f16c")))
 static void widen_8s(int format, const unsigned short *src, float *dst, long count) {
     long blocks = count / 8;
     if (blocks > 0) {
         if (format == VIDRD_HALF_F16)
-            __asm__ volatile(
-                "1:\n\t"
-                "vcvtph2ps (%[src]), %%ymm0\n\t"
-                "vmovups %%ymm0, (%[dst])\n\t"
-                "addq $16, %[src]\n\t"
-                "addq $32, %[dst]\n\t"
-                "decq %[n]\n\t"
-                "jnz 1b\n\t"
-                "vzeroupper\n\t"
-                : [src] "+r"(src), [dst] "+r"(dst), [n] "+r"(blocks)
-                :
-                : "ymm0", "memory", "cc");
+            WIDEN_LOOP("vcvtph2ps (%[src]), %%ymm0\n\t");
         else
-            __asm__ volatile(
-                "1:\n\t"
-                "vpmovzxwd (%[src]), %%ymm0\n\t"
-                "vpslld $16, %%ymm0, %%ymm0\n\t"
-                "vmovups %%ymm0, (%[dst])\n\t"
-                "addq $16, %[src]\n\t"
-                "addq $32, %[dst]\n\t"
-                "decq %[n]\n\t"
-                "jnz 1b\n\t"
-                "vzeroupper\n\t"
-                : [src] "+r"(src), [dst] "+r"(dst), [n] "+r"(blocks)
-                :
-                : "ymm0", "memory", "cc");
+            WIDEN_LOOP("vpmovzxwd (%[src]), %%ymm0\n\t"
+                       "vpslld $16, %%ymm0, %%ymm0\n\t");
     }
     vidrd_widen_scalar(format, src, dst, count % 8);
 }
+#undef WIDEN_LOOP
 
 /* vidrd_winograd_widen_scalar 8 lanes at a time: the same multiplies and adds, unfused.
  * Intrinsics (slow at -O0, as the header says): only 3x3 convolutions of 16-bit checkpoints use it. */

@@ -16,7 +16,7 @@ struct WinogradConv3x3: Sendable {
         case transformed([WeightMatrix])
         /// A 16-bit checkpoint's nine taps, kept as they are; each product computes its U from
         /// them panel by panel with this transform's arithmetic (`vidrd_sgemm_winograd_half`),
-        /// so the bits are `transformed`'s in 9/16 of fp32's halved memory.
+        /// so the bits are `transformed`'s in 9/32 of its bytes.
         case taps(WinogradTaps)
     }
 

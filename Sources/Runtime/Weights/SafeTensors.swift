@@ -30,8 +30,9 @@ public enum SafeTensorsDType: String, Sendable {
 /// 8-byte little-endian header length, a JSON header, then the raw little-endian data.
 ///
 /// Everything in the header is validated before any tensor is read: offsets inside the data
-/// area, byte lengths equal to shape × dtype size, no overlaps. Tensors are converted to fp32
-/// on access, so memory holds the mapped file plus only the tensors a model keeps.
+/// area, byte lengths equal to shape × dtype size, no overlaps. Tensors are copied out on access
+/// (converted to fp32, or 16-bit values as they are), and a loader hands a tensor's pages back
+/// once it has read them (`release`), so memory holds the tensors a model keeps, not the file too.
 public final class SafeTensorsFile: @unchecked Sendable {
     // Immutable after init; the mapping is released in deinit.
     public struct Entry: Sendable {
