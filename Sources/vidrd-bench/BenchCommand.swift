@@ -23,6 +23,8 @@ struct BenchCommand: ParsableCommand {
     var sessions: [Int] = [1]
     @Option(help: "How the U-Net and VAE multiply: fp32 (exact, the default) or bf16 (the fast mode; needs AVX-512 BF16).")
     var precision = "fp32"
+    @Option(help: "How fp16/bf16 checkpoints are held: checkpoint (16-bit values kept, the default) or fp32 (widened at load: twice the memory; the same bits).")
+    var weights = "checkpoint"
 
     func run() throws {
         ProcessTuning.configureAllocator()
@@ -31,8 +33,11 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--precision \(self.precision) is not one of \(ComputePrecision.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if let why = ComputePrecision.unavailability(precision) { throw ValidationError(why) }
+        guard let storage = WeightStorage(name: weights) else {
+            throw ValidationError("--weights \(weights) is not one of \(WeightStorage.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         let loadStart = DispatchTime.now().uptimeNanoseconds
-        let pipeline = try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: model), precision: precision)
+        let pipeline = try TextToVideoPipeline(modelDirectory: URL(fileURLWithPath: model), precision: precision, storage: storage)
         let loaded = Double(DispatchTime.now().uptimeNanoseconds - loadStart) / 1e9
         report("load", [loaded])  // the peak RSS so far is the load's (tools/bench/load_bench.sh)
         let prompt = try pipeline.encodePrompt("a red ball bouncing on grass", negativePrompt: "", guidanceScale: pipeline.defaultGuidanceScale)
@@ -84,7 +89,7 @@ struct BenchCommand: ParsableCommand {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let sorted = times.sorted()
         let median = sorted[sorted.count / 2]
-        print("{\"name\": \"\(name)\", \"impl\": \"swift\", \"isa\": \"\(ComputeKernels.active.isa.rawValue)\", \"precision\": \"\(self.precision)\", \"median_s\": \(String(format: "%.4f", median)), \"min_s\": \(String(format: "%.4f", sorted[0])), \"peak_rss_mb\": \(usage.ru_maxrss / 1024)}")
+        print("{\"name\": \"\(name)\", \"impl\": \"swift\", \"isa\": \"\(ComputeKernels.active.isa.rawValue)\", \"precision\": \"\(self.precision)\", \"weights\": \"\(weights)\", \"median_s\": \(String(format: "%.4f", median)), \"min_s\": \(String(format: "%.4f", sorted[0])), \"peak_rss_mb\": \(usage.ru_maxrss / 1024)}")
         fflush(nil)
     }
 }

@@ -152,4 +152,25 @@ extension GEMMKernelTests {
             guard case .floats = try fast.takeWeight(name, shape: shape) else { Issue.record("bf16 mode got 16-bit values"); return }
         }
     }
+
+    /// A whole fp16 model, both ways it can hold its weights: the same bits, in less memory when
+    /// the 16-bit values are kept.
+    @Test func storageChangesNoBitOfAModel() throws {
+        let f = try Fixture("tiny-fp16")
+        let timesteps = try f.reference.integers("unet.timesteps").map { Float($0) }
+        var outputs: [[UInt32]] = []
+        for storage in WeightStorage.allCases {
+            let unet = try UNet3DConditionModel(directory: f.component("unet"), storage: storage)
+            let cond = try unet.conditioning(encoderHiddenStates: f.tensor("unet.encoder_hidden_states"))
+            var ws = Workspace()
+            outputs.append(try unet(f.tensor("unet.sample"), timesteps: timesteps, conditioning: cond, workspace: &ws)
+                .scalars.map(\.bitPattern))
+            let vae = try AutoencoderKL(directory: f.component("vae"), storage: storage)
+            outputs.append(try vae.decode(f.tensor("vae.z"), temporal: vae.configuration.addTemporalConv, workspace: &ws)
+                .scalars.map(\.bitPattern))
+        }
+        #expect(outputs[0] == outputs[2], "U-Net")
+        #expect(outputs[1] == outputs[3], "VAE decode")
+        #expect(WeightStorage(name: "FP32") == .fp32 && WeightStorage(name: "fp16") == nil)
+    }
 }

@@ -10,13 +10,13 @@ public enum VideoUNet: Sendable {
 
     public static let familyKey = "_vidrd_family"
 
-    public init(directory: URL, precision: ComputePrecision = .fp32) throws {
+    public init(directory: URL, precision: ComputePrecision = .fp32, storage: WeightStorage = .checkpoint) throws {
         let config = try ModelConfig(path: directory.appendingPathComponent("config.json").path)
         let family = try config.string(Self.familyKey, default: "diffusers")
         switch family {
-        case "diffusers": self = .diffusers(try UNet3DConditionModel(directory: directory, precision: precision))
+        case "diffusers": self = .diffusers(try UNet3DConditionModel(directory: directory, precision: precision, storage: storage))
         case ReuseAndDiffuse.familyName:
-            self = .reuseAndDiffuse(try ReuseAndDiffuse.UNet3DConditionModel(directory: directory, precision: precision))
+            self = .reuseAndDiffuse(try ReuseAndDiffuse.UNet3DConditionModel(directory: directory, precision: precision, storage: storage))
         default:
             throw ModelError.unsupported("\(config.path): \(Self.familyKey) \"\(family)\" (known: diffusers, \(ReuseAndDiffuse.familyName))")
         }

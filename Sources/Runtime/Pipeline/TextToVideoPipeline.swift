@@ -28,7 +28,8 @@ public struct TextToVideoPipeline: Sendable {
     /// `tokenizer/`, `scheduler/`, optionally `generation_config.json`). `precision` is the
     /// caller's choice (a CPU that cannot run it is an error naming why), never the folder's:
     /// the same folder gives the same bits on every node unless someone asked otherwise.
-    public init(modelDirectory dir: URL, precision: ComputePrecision = .fp32) throws {
+    /// `storage` only trades memory against speed (`WeightStorage`); the bits are the same.
+    public init(modelDirectory dir: URL, precision: ComputePrecision = .fp32, storage: WeightStorage = .checkpoint) throws {
         let index = dir.appendingPathComponent("model_index.json")
         guard FileManager.default.fileExists(atPath: index.path) else {
             throw WeightError.cannotOpen(file: index.path, reason: "not a diffusers model folder (no model_index.json)")
@@ -53,9 +54,9 @@ public struct TextToVideoPipeline: Sendable {
         let recommended = try GenerationDefaults(directory: dir)
         self.precision = precision
         tokenizer = try CLIPTokenizer(directory: dir.appendingPathComponent("tokenizer"))
-        textEncoder = try CLIPTextModel(directory: dir.appendingPathComponent("text_encoder"))
-        unet = try VideoUNet(directory: dir.appendingPathComponent("unet"), precision: precision)
-        vae = try AutoencoderKL(directory: dir.appendingPathComponent("vae"), precision: precision)
+        textEncoder = try CLIPTextModel(directory: dir.appendingPathComponent("text_encoder"), storage: storage)
+        unet = try VideoUNet(directory: dir.appendingPathComponent("unet"), precision: precision, storage: storage)
+        vae = try AutoencoderKL(directory: dir.appendingPathComponent("vae"), precision: precision, storage: storage)
         let base = try ModelConfig(path: dir.appendingPathComponent("scheduler/scheduler_config.json").path)
         schedulerConfig = base
         self.recommended = recommended

@@ -15,11 +15,14 @@ final class WeightLoader {
     private let ignorable: (String) -> Bool
     /// How the layers built from this checkpoint multiply (their weights are packed for it).
     let precision: ComputePrecision
+    /// Whether 16-bit checkpoint weights stay 16-bit (in exact mode, where the layers can).
+    let storage: WeightStorage
 
     init(component: String, files: [SafeTensorsFile], precision: ComputePrecision = .fp32,
-         ignorable: @escaping (String) -> Bool = { _ in false }) {
+         storage: WeightStorage = .checkpoint, ignorable: @escaping (String) -> Bool = { _ in false }) {
         self.component = component
         self.precision = precision
+        self.storage = storage
         self.files = files
         self.ignorable = ignorable
         for f in files { for name in f.entries.keys { owner[name] = f } }
@@ -28,7 +31,7 @@ final class WeightLoader {
     /// Loads all `.safetensors` weights of a diffusers component folder: a single file, an fp16
     /// variant, or shards listed in an `*.index.json`.
     convenience init(componentDirectory dir: URL, baseName: String, precision: ComputePrecision = .fp32,
-                     ignorable: @escaping (String) -> Bool = { _ in false }) throws {
+                     storage: WeightStorage = .checkpoint, ignorable: @escaping (String) -> Bool = { _ in false }) throws {
         let fm = FileManager.default
         let candidates = ["\(baseName).safetensors", "\(baseName).fp16.safetensors", "\(baseName).bf16.safetensors"]
         var files: [SafeTensorsFile] = []
@@ -49,17 +52,18 @@ final class WeightLoader {
                 files.append(try SafeTensorsFile(path: dir.appendingPathComponent(shard).path))
             }
         }
-        self.init(component: dir.lastPathComponent, files: files, precision: precision, ignorable: ignorable)
+        self.init(component: dir.lastPathComponent, files: files, precision: precision, storage: storage, ignorable: ignorable)
     }
 
     /// Reads a component folder's `config.json` and weights, builds the model, and requires
     /// that the checkpoint was consumed exactly.
     static func loadComponent<Model>(_ directory: URL, baseName: String, precision: ComputePrecision = .fp32,
+                                     storage: WeightStorage = .checkpoint,
                                      ignorable: @escaping (String) -> Bool = { _ in false },
                                      build: (ModelConfig, WeightLoader) throws -> Model) throws -> Model {
         if let why = ComputePrecision.unavailability(precision) { throw PrecisionError(message: "\(directory.path): \(why)") }
         let config = try ModelConfig(path: directory.appendingPathComponent("config.json").path)
-        let loader = try WeightLoader(componentDirectory: directory, baseName: baseName, precision: precision,
+        let loader = try WeightLoader(componentDirectory: directory, baseName: baseName, precision: precision, storage: storage,
                                       ignorable: ignorable)
         let model = try build(config, loader)
         try loader.finish()
@@ -88,7 +92,7 @@ final class WeightLoader {
     /// layers keep them (exact fp32 mode with a kernel of ours: the products have the widened
     /// values' bits in half the memory), else as fp32.
     func takeWeight(_ name: String, shape: [Int]) throws -> WeightValues {
-        guard precision == .fp32, ComputeKernels.active.kernelISA != nil,
+        guard storage == .checkpoint, precision == .fp32, ComputeKernels.active.kernelISA != nil,
               let file = owner[name], let entry = file.entries[name], entry.shape == shape,
               let format = entry.dtype.halfFormat else {
             return .floats(try take(name, shape: shape))

@@ -20,6 +20,17 @@ enum HalfFormat: Sendable {
     }
 }
 
+/// How the layers hold an F16 or BF16 checkpoint's weights in exact fp32 mode. Both compute the
+/// same bits (widening is exact), so this trades memory against speed and nothing else:
+/// `checkpoint` (the default) keeps the 16-bit values, half the memory, widened panel by panel
+/// inside each product; `fp32` widens them once at load, twice the memory, and is faster where
+/// layers have few rows (a big model at small latents; BENCHMARKS.md, "A ModelScope-size folder").
+public enum WeightStorage: String, Sendable, CaseIterable, Codable {
+    case checkpoint, fp32
+
+    public init?(name: String) { self.init(rawValue: name.lowercased()) }
+}
+
 /// A layer weight's values as the loader hands them over: fp32, or the checkpoint's own 16-bit
 /// values, kept when the layers can multiply them exactly (exact fp32 mode with a kernel of
 /// ours; `WeightLoader.takeWeight`).

@@ -43,9 +43,9 @@ public struct CLIPTextModel: Sendable {
     let layers: [Layer]
     let finalNorm: LayerNorm
 
-    public init(directory: URL) throws {
+    public init(directory: URL, storage: WeightStorage = .checkpoint) throws {
         // position_ids is a non-persistent buffer that older exports saved; it carries no weights.
-        self = try WeightLoader.loadComponent(directory, baseName: "model",
+        self = try WeightLoader.loadComponent(directory, baseName: "model", storage: storage,
                                               ignorable: { $0.hasSuffix("embeddings.position_ids") }) { config, weights in
             try CLIPTextModel(configuration: CLIPTextConfiguration(config: config), weights: weights)
         }

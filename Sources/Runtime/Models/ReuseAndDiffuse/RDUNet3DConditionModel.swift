@@ -39,8 +39,9 @@ extension ReuseAndDiffuse {
         let convOut: Conv2d
         let crossAttentionLayers: [AttentionLayer]
 
-        public init(directory: URL, precision: ComputePrecision = .fp32) throws {
-            self = try WeightLoader.loadComponent(directory, baseName: "diffusion_pytorch_model", precision: precision) { config, weights in
+        public init(directory: URL, precision: ComputePrecision = .fp32, storage: WeightStorage = .checkpoint) throws {
+            self = try WeightLoader.loadComponent(directory, baseName: "diffusion_pytorch_model", precision: precision,
+                                                  storage: storage) { config, weights in
                 try UNet3DConditionModel(configuration: UNet3DConfiguration(config: config), weights: weights)
             }
         }

@@ -41,8 +41,9 @@ public struct UNet3DConditionModel: Sendable {
     /// Every cross-attention layer in execution order; `TextConditioning` holds one K/V per slot.
     let crossAttentionLayers: [AttentionLayer]
 
-    public init(directory: URL, precision: ComputePrecision = .fp32) throws {
-        self = try WeightLoader.loadComponent(directory, baseName: "diffusion_pytorch_model", precision: precision) { config, weights in
+    public init(directory: URL, precision: ComputePrecision = .fp32, storage: WeightStorage = .checkpoint) throws {
+        self = try WeightLoader.loadComponent(directory, baseName: "diffusion_pytorch_model", precision: precision,
+                                                  storage: storage) { config, weights in
             try UNet3DConditionModel(configuration: UNet3DConfiguration(config: config), weights: weights)
         }
     }

@@ -117,8 +117,9 @@ public struct AutoencoderKL: Sendable {
     let decoderNormOut: GroupNorm
     let decoderConvOut: Conv2d
 
-    public init(directory: URL, precision: ComputePrecision = .fp32) throws {
-        self = try WeightLoader.loadComponent(directory, baseName: "diffusion_pytorch_model", precision: precision) { config, weights in
+    public init(directory: URL, precision: ComputePrecision = .fp32, storage: WeightStorage = .checkpoint) throws {
+        self = try WeightLoader.loadComponent(directory, baseName: "diffusion_pytorch_model", precision: precision,
+                                                  storage: storage) { config, weights in
             try AutoencoderKL(configuration: AutoencoderKLConfiguration(config: config), weights: weights)
         }
     }
