@@ -8,9 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The Winograd transform must round exactly as the Swift one does: no fused multiply-adds. */
-#pragma STDC FP_CONTRACT OFF
-
 #define ALIGNMENT 64
 
 /* ---- Per-thread packing scratch ------------------------------------------------------------
@@ -278,55 +275,6 @@ int vidrd_sgemm_packed(vidrd_isa isa, long m, long n, long k, const float *a, lo
     const gemm_kernel_shape *s = shape_for(isa);
     if (!s || !packed_b) return -1;
     return gemm_blocked(s, 0, 0, m, n, k, 1.0f, a, lda, NULL, 0, beta, c, ldc, (prepacked_b){.floats = packed_b, .winograd_position = -1});
-}
-
-static float half_to_float(unsigned short h) {
-    const unsigned int sign = (unsigned int)(h & 0x8000u) << 16;
-    const unsigned int exponent = (h >> 10) & 0x1Fu, mantissa = h & 0x3FFu;
-    unsigned int bits;
-    if (exponent == 0x1F) {
-        bits = sign | 0x7F800000u | (mantissa << 13); /* infinity, NaN */
-    } else if (exponent != 0) {
-        bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
-    } else if (mantissa == 0) {
-        bits = sign;
-    } else {
-        /* A subnormal half is a normal float: shift the mantissa up to its leading 1. */
-        unsigned int e = 113, m = mantissa;
-        while (!(m & 0x400u)) { m <<= 1; e--; }
-        bits = sign | (e << 23) | ((m & 0x3FFu) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-
-static float widen_one(int format, unsigned short h) {
-    if (format == VIDRD_HALF_F16) return half_to_float(h);
-    const unsigned int bits = (unsigned int)h << 16;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-void vidrd_winograd_widen_scalar(int format, int position, const unsigned short *taps, long tap_stride,
-                                 float *dst, long count) {
-    const float *ga = vidrd_winograd_g[position / 4], *gb = vidrd_winograd_g[position % 4];
-    for (long i = 0; i < count; i++) {
-        float t[3];
-        for (int x = 0; x < 3; x++) {
-            const float k0 = widen_one(format, taps[(0 + x) * tap_stride + i]);
-            const float k1 = widen_one(format, taps[(3 + x) * tap_stride + i]);
-            const float k2 = widen_one(format, taps[(6 + x) * tap_stride + i]);
-            t[x] = ga[0] * k0 + ga[1] * k1 + ga[2] * k2;
-        }
-        dst[i] = t[0] * gb[0] + t[1] * gb[1] + t[2] * gb[2];
-    }
-}
-
-void vidrd_widen_scalar(int format, const unsigned short *src, float *dst, long count) {
-    for (long i = 0; i < count; i++) dst[i] = widen_one(format, src[i]);
 }
 
 long vidrd_packed_b_halves(vidrd_isa isa, long n, long k) { return vidrd_packed_b_floats(isa, n, k); }

@@ -136,18 +136,17 @@ static void kernel_6x16(long kc, const float *a, long a_rs, long a_ks, const flo
 __attribute__((target("avx2,f16c")))
 static void widen_8s(int format, const unsigned short *src, float *dst, long count) {
     long blocks = count / 8;
-    if (blocks > 0) {
-        if (format == VIDRD_HALF_F16)
-            WIDEN_LOOP("vcvtph2ps (%[src]), %%ymm0\n\t");
-        else
-            WIDEN_LOOP("vpmovzxwd (%[src]), %%ymm0\n\t"
-                       "vpslld $16, %%ymm0, %%ymm0\n\t");
-    }
-    vidrd_widen_scalar(format, src, dst, count % 8);
+    if (blocks <= 0) return;
+    if (format == VIDRD_HALF_F16)
+        WIDEN_LOOP("vcvtph2ps (%[src]), %%ymm0\n\t");
+    else
+        WIDEN_LOOP("vpmovzxwd (%[src]), %%ymm0\n\t"
+                   "vpslld $16, %%ymm0, %%ymm0\n\t");
 }
 #undef WIDEN_LOOP
 
-/* vidrd_winograd_widen_scalar 8 lanes at a time: the same multiplies and adds, unfused.
+/* The Winograd weight (gemm_internal.h) 8 lanes at a time: WinogradConv3x3's multiplies and
+ * adds, in its order, unfused (explicit mul/add intrinsics never contract).
  * Intrinsics (slow at -O0, as the header says): only 3x3 convolutions of 16-bit checkpoints use it. */
 #include <immintrin.h>
 
@@ -163,8 +162,7 @@ static void winograd_8s(int format, int position, const unsigned short *taps, lo
     const float *ga = vidrd_winograd_g[position / 4], *gb = vidrd_winograd_g[position % 4];
     const __m256 ga0 = _mm256_set1_ps(ga[0]), ga1 = _mm256_set1_ps(ga[1]), ga2 = _mm256_set1_ps(ga[2]);
     const __m256 gb0 = _mm256_set1_ps(gb[0]), gb1 = _mm256_set1_ps(gb[1]), gb2 = _mm256_set1_ps(gb[2]);
-    long i = 0;
-    for (; i + 8 <= count; i += 8) {
+    for (long i = 0; i < count; i += 8) {
         __m256 t[3];
         for (int x = 0; x < 3; x++) {
             const __m256 k0 = widen8(format, taps + (0 + x) * stride + i);
@@ -175,7 +173,6 @@ static void winograd_8s(int format, int position, const unsigned short *taps, lo
         _mm256_storeu_ps(dst + i, _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(t[0], gb0), _mm256_mul_ps(t[1], gb1)),
                                                 _mm256_mul_ps(t[2], gb2)));
     }
-    vidrd_winograd_widen_scalar(format, position, taps + i, stride, dst + i, count - i);
 }
 
 const gemm_kernel_shape vidrd_gemm_avx2 = {

@@ -36,19 +36,17 @@ TARGET static inline __m512 widen16(int format, const unsigned short *src) {
 }
 
 TARGET static void widen_16s(int format, const unsigned short *src, float *dst, long count) {
-    long i = 0;
-    for (; i + 16 <= count; i += 16) _mm512_storeu_ps(dst + i, widen16(format, src + i));
-    vidrd_widen_scalar(format, src + i, dst + i, count - i);
+    for (long i = 0; i < count; i += 16) _mm512_storeu_ps(dst + i, widen16(format, src + i));
 }
 
-/* vidrd_winograd_widen_scalar 16 lanes at a time: the same multiplies and adds, unfused. */
+/* The Winograd weight (gemm_internal.h) 16 lanes at a time: WinogradConv3x3's multiplies and
+ * adds, in its order, unfused (explicit mul/add intrinsics never contract). */
 TARGET static void winograd_16s(int format, int position, const unsigned short *taps, long stride,
                                 float *dst, long count) {
     const float *ga = vidrd_winograd_g[position / 4], *gb = vidrd_winograd_g[position % 4];
     const __m512 ga0 = _mm512_set1_ps(ga[0]), ga1 = _mm512_set1_ps(ga[1]), ga2 = _mm512_set1_ps(ga[2]);
     const __m512 gb0 = _mm512_set1_ps(gb[0]), gb1 = _mm512_set1_ps(gb[1]), gb2 = _mm512_set1_ps(gb[2]);
-    long i = 0;
-    for (; i + 16 <= count; i += 16) {
+    for (long i = 0; i < count; i += 16) {
         __m512 t[3];
         for (int x = 0; x < 3; x++) {
             const __m512 k0 = widen16(format, taps + (0 + x) * stride + i);
@@ -60,7 +58,6 @@ TARGET static void winograd_16s(int format, int position, const unsigned short *
                                        _mm512_mul_ps(t[2], gb2));
         _mm512_storeu_ps(dst + i, v);
     }
-    vidrd_winograd_widen_scalar(format, position, taps + i, stride, dst + i, count - i);
 }
 
 const gemm_kernel_shape vidrd_gemm_avx512 = {

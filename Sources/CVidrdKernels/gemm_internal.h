@@ -18,11 +18,11 @@ enum {
 typedef void (*gemm_micro_kernel)(long kc, const float *a, long a_rs, long a_ks, const float *b,
                                   float *c, long ldc, int start, float beta);
 
-/* Widens `count` (a multiple of 8) 16-bit weights of `format` (VIDRD_HALF_F16 or _BF16) to fp32.
+/* Widens `count` (a whole panel: a multiple of the shape's nr) 16-bit weights of `format` (VIDRD_HALF_F16 or _BF16) to fp32.
  * Both conversions are exact, so a product over widened weights has the fp32 product's bits. */
 typedef void (*gemm_widen)(int format, const unsigned short *src, float *dst, long count);
 
-/* Computes `count` (a multiple of 8) values of a Winograd F(2x2, 3x3) transformed weight,
+/* Computes `count` (a whole panel: a multiple of the shape's nr) values of a Winograd F(2x2, 3x3) transformed weight,
  * U[position] = (G g G^T)[position / 4][position % 4], from the nine 3x3 taps packed alike
  * (tap y * 3 + x at taps + (y * 3 + x) * tap_stride) in 16-bit `format`: the same products and
  * sums in the same order as WinogradConv3x3's load-time transform, so the bits are equal. */
@@ -41,11 +41,6 @@ typedef struct {
 static const float vidrd_winograd_g[4][3] = {{1.0f, 0.0f, 0.0f}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0.0f, 0.0f, 1.0f}};
 
 static inline long round_up(long x, long to) { return (x + to - 1) / to * to; }
-
-/* The widening definition, one value at a time (vector bodies' tails, and the tests' reference). */
-void vidrd_widen_scalar(int format, const unsigned short *src, float *dst, long count);
-void vidrd_winograd_widen_scalar(int format, int position, const unsigned short *taps, long tap_stride,
-                                 float *dst, long count);
 
 /* C = beta * C over m x n (0 writes zeros, C is not read): the whole product when k == 0. */
 void vidrd_gemm_scale_c(long m, long n, float beta, float *c, long ldc);

@@ -48,7 +48,7 @@ extension GEMMKernelTests {
                 let a = Self.values(m * k, seed: 4)
                 let packedFloats = try #require(AlignedWords(count: vidrd_packed_b_floats(isa, n, k)))
                 #expect(vidrd_pack_b(isa, 1, n, k, widened, k, packedFloats.floats) == 0)
-                let packedHalves = try #require(AlignedWords(count: (vidrd_packed_b_halves(isa, n, k) + 1) / 2))
+                let packedHalves = try #require(AlignedWords(halves: vidrd_packed_b_halves(isa, n, k)))
                 #expect(vidrd_pack_b_half(isa, n, k, bits, k, packedHalves.halves) == 0)
                 let c0 = Self.values(m * (n + 2), seed: 5)
                 var fromFloats = c0, fromHalves = c0

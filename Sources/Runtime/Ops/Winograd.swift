@@ -38,7 +38,8 @@ struct WinogradConv3x3: Sendable {
         self.init(weight: .floats(weight), inChannels: inChannels, outChannels: outChannels, precision: precision)
     }
 
-    /// The products' order is part of the bit contract: `vidrd_winograd_widen_scalar` (C) repeats it.
+    /// The products' order is part of the bit contract: the kernels' Winograd widening
+    /// (`gemm_winograd_widen`, gemm_internal.h) repeats it.
     private static func transform(_ weight: [Float], inChannels: Int, outChannels: Int, precision: ComputePrecision,
                                   kernels: ComputeKernels) -> [WeightMatrix] {
         let g: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
@@ -197,7 +198,7 @@ struct WinogradTaps: Sendable {
         precondition(bits.count == outChannels * 9 * inChannels)
         guard let isa = kernels.kernelISA else { return nil }
         let stride = vidrd_packed_b_halves(isa, outChannels, inChannels)
-        guard stride > 0, let words = AlignedWords(count: (9 * stride + 1) / 2) else { return nil }
+        guard stride > 0, let words = AlignedWords(halves: 9 * stride) else { return nil }
         let packed = bits.withUnsafeBufferPointer { b in
             (0..<9).allSatisfy { tap in
                 vidrd_pack_b_half(isa, outChannels, inChannels, b.baseAddress! + tap * inChannels, 9 * inChannels,

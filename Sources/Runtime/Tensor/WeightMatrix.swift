@@ -66,7 +66,7 @@ struct WeightMatrix: Sendable {
          kernels: ComputeKernels = .active) {
         precondition(values.count == outFeatures * inFeatures)
         if case .halves(let bits, let format) = values, precision == .fp32, let isa = kernels.kernelISA,
-           let words = AlignedWords(count: (vidrd_packed_b_halves(isa, outFeatures, inFeatures) + 1) / 2),
+           let words = AlignedWords(halves: vidrd_packed_b_halves(isa, outFeatures, inFeatures)),
            bits.withUnsafeBufferPointer({
                vidrd_pack_b_half(isa, outFeatures, inFeatures, $0.baseAddress, inFeatures, words.halves)
            }) == 0 {
@@ -177,6 +177,9 @@ final class AlignedWords: @unchecked Sendable {
     var floats: UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
     var base: UnsafeMutablePointer<UInt32> { raw.assumingMemoryBound(to: UInt32.self) }
     var halves: UnsafeMutablePointer<UInt16> { raw.assumingMemoryBound(to: UInt16.self) }
+
+    /// Room for `halves` 16-bit values.
+    convenience init?(halves: Int) { self.init(count: (halves + 1) / 2) }
 
     init?(count: Int) {
         guard count > 0 else { return nil }

@@ -200,12 +200,10 @@ public final class SafeTensorsFile: @unchecked Sendable {
             switch dtype {
             case .f32:
                 for i in 0..<count { buf[i] = Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
-            case .f16:
-                for i in 0..<count { buf[i] = float16ToFloat(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))) }
-            case .bf16:
-                for i in 0..<count {
-                    buf[i] = Float(bitPattern: UInt32(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))) << 16)
-                }
+            case .f16, .bf16:
+                // The one widening the layers' 16-bit weights are defined by (HalfFormat).
+                let format: HalfFormat = dtype == .f16 ? .f16 : .bf16
+                for i in 0..<count { buf[i] = format.widen(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))) }
             case .f64:
                 for i in 0..<count { buf[i] = Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))) }
             case .i64:
