@@ -43,10 +43,21 @@ public struct DaemonConfiguration: Sendable {
         get { Int(limits.maxConnections ?? ServerLimits.defaults.maxConnections ?? 64) }
         set { limits.maxConnections = UInt32(clamping: newValue) }
     }
-    /// Compute threads: how many U-Net calls, decodes or encodes run at once. Each already uses
-    /// every core through the runtime's own parallelism; sessions share the threads step by step
-    /// (docs/DAEMON.md, "Scheduling").
-    public var workers = 1
+    /// Compute threads: how many U-Net calls, decodes or encodes run at once, each for a
+    /// different session; sessions share the threads step by step (docs/DAEMON.md, "Scheduling").
+    /// By default one per core: several small calls side by side do more work than one call
+    /// split over every core (docs/DAEMON.md, "Compute threads").
+    public var workers = DaemonConfiguration.defaultWorkers
+    /// Cores one compute thread's call splits its work over; nil: the cores divided among the
+    /// workers (at least 1). More than that oversubscribes the cores.
+    public var threadsPerWorker: Int? = nil
+    /// What one compute thread's calls split over: `threadsPerWorker`, or the cores shared out.
+    public var effectiveThreadsPerWorker: Int {
+        threadsPerWorker ?? Swift.max(1, ComputeThreads.available / Swift.max(1, workers))
+    }
+    /// One compute thread per core, up to 8: beyond that, each thread's activation memory (one
+    /// workspace per thread) costs more than the sessions gain on one machine.
+    public static var defaultWorkers: Int { Swift.min(ComputeThreads.available, 8) }
     /// Steps of different sessions one U-Net call may hold (same model and input shape; a
     /// guided step's two entries stay together); 1 turns batching off. Off by default: batched
     /// predictions equal the sessions' own to float rounding, not bit for bit (docs/DAEMON.md,
@@ -140,7 +151,8 @@ public struct DaemonConfiguration: Sendable {
         ("metrics_max_connections", "probe connections at once (default 16)"),
         ("proxy_protocol", "true: every connection starts with a PROXY protocol v2 header (HAProxy send-proxy-v2) naming the client (default false)"),
         ("metrics_timeout_ms", "a probe request must arrive and its answer be read within this time (default 5000)"),
-        ("workers", "compute threads (default 1)"),
+        ("workers", "compute threads: steps of different sessions run at once (default: one per core, at most 8)"),
+        ("threads_per_worker", "cores one compute thread's call splits over (default: the cores divided among the workers)"),
         ("max_batch", "steps of different sessions per U-Net call; 1 = no batching (default 1)"),
         ("batch_wait_ms", "how long a U-Net call waits for compatible steps about to arrive (default 5)"),
         ("max_connections", "connections after the handshake (default 64)"),
@@ -229,6 +241,7 @@ public struct DaemonConfiguration: Sendable {
         case "proxy_protocol": proxyProtocol = try bool()
         case "metrics_timeout_ms": metricsTimeoutMs = try int(10...600_000)
         case "workers": workers = try int(1...64)
+        case "threads_per_worker": threadsPerWorker = try int(1...ComputeThreads.available)
         case "max_batch": maxBatch = try int(1...256)
         case "batch_wait_ms": batchWaitMs = try int(0...1000)
         case "max_connections": maxConnections = try int(1...100_000)

@@ -16,6 +16,8 @@ import VidrdScheduling
 final class StepExecutor: ClipExecutor, @unchecked Sendable {
     struct Settings: Sendable {
         var workers: Int
+        /// Cores each compute thread's calls split over (`ComputeThreads.withLimit`).
+        var threadsPerWorker: Int
         var maxBatch: Int
         var batchWaitNanoseconds: UInt64
         /// Sessions with a clip in flight, at most (each has at most one step pending).
@@ -41,6 +43,8 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
     private var tickets: [UInt64: Ticket] = [:]
     private var stopping = false
     private var clipThreads = 0
+    /// Calls (batches) running on compute threads now, preemption points' nested calls included.
+    private var callsRunning = 0
     private let clock: @Sendable () -> UInt64
     private let exited = DispatchSemaphore(value: 0)
     private let mailbox: Mailbox
@@ -58,8 +62,9 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
             maxBatch: max(1, settings.maxBatch), batchWait: settings.batchWaitNanoseconds,
             maxPending: max(1, settings.maxSessions)))
         for i in 0..<max(1, settings.workers) {
+            let width = settings.threadsPerWorker
             let thread = Thread { [self] in
-                computeLoop()
+                ComputeThreads.withLimit(width) { computeLoop() }
                 exited.signal()
             }
             thread.name = "vidrd-compute-\(i)"
@@ -161,6 +166,7 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
             case .run(let items):
                 let work = items.map { tickets[$0.ticket] }
                 publishDepth()
+                callStarted()
                 condition.unlock()
                 let preempt: (Double) -> Void = { [self] done in runPreempting(items, done: done, workspace: &nested) }
                 let started = clock()
@@ -169,6 +175,7 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
                 // those again would make a thread busier than the wall clock.
                 metrics.workerBusySeconds.increment(by: Double(clock() &- started) / 1e9)
                 condition.lock()
+                callsRunning -= 1
                 finish(items, work, results)
             }
         }
@@ -197,12 +204,21 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
             served = due.map(\.session)
             let work = due.map { tickets[$0.ticket] }
             publishDepth()
+            callStarted()
             condition.unlock()
             // Nested calls offer no preemption points of their own: one level keeps this bounded.
             let results = Self.execute(due, work, workspace: &workspace, preemption: nil)
             condition.lock()
+            callsRunning -= 1
             finish(due, work, results, preempting: true)
         }
+    }
+
+    /// Called with the lock held, as a call starts.
+    private func callStarted() {
+        callsRunning += 1
+        let running = callsRunning
+        statistics.withLock { $0.mostCallsAtOnce = max($0.mostCallsAtOnce, running) }
     }
 
     /// Called with the lock held, whenever steps were queued, started or withdrawn.
@@ -260,6 +276,9 @@ public struct StepStatistics: Sendable, Equatable {
     public var soloSteps: UInt64 = 0
     /// Steps run at a preemption point of another call.
     public var preemptingSteps: UInt64 = 0
+    /// The most calls (U-Net batches, decodes, encodes) that ran at the same time: above 1 only
+    /// with several compute threads, or a preemption point's call inside a running one.
+    public var mostCallsAtOnce = 0
 
     mutating func record(_ items: [StepScheduler.Item], preempting: Bool) {
         let denoise = items.filter { if case .denoise = $0.kind { true } else { false } }

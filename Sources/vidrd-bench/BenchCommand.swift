@@ -25,8 +25,23 @@ struct BenchCommand: ParsableCommand {
     var precision = "fp32"
     @Option(help: "How fp16/bf16 checkpoints are held: checkpoint (16-bit values kept, the default) or fp32 (widened at load: twice the memory; the same bits).")
     var weights = "checkpoint"
+    @Option(help: "Threads one model call splits over (default: every core).")
+    var threads = ComputeThreads.available
+    @Option(help: "U-Net calls run side by side, each on a thread of its own with --threads threads, as the daemon's compute threads run sessions' steps (reported: each call's median and the calls per second of all together).")
+    var sideBySide = 1
+
+    func validate() throws {
+        guard (1...ComputeThreads.available).contains(threads) else {
+            throw ValidationError("--threads \(threads) is not in 1...\(ComputeThreads.available) (this machine's cores)")
+        }
+        guard (1...64).contains(sideBySide) else { throw ValidationError("--side-by-side \(sideBySide) is not in 1...64") }
+    }
 
     func run() throws {
+        try ComputeThreads.withLimit(threads) { try runLimited() }
+    }
+
+    func runLimited() throws {
         ProcessTuning.configureAllocator()
         if let problem = ComputeKernels.active.problem { throw ValidationError(problem) }
         guard let precision = ComputePrecision(name: self.precision) else {
@@ -58,10 +73,18 @@ struct BenchCommand: ParsableCommand {
                 let sample = Tensor(shape: [2 * n, c, frames, size, size], scalars: scalars)
                 let conditioning = try UNet3DConditionModel.TextConditioning.concatenating(Array(repeating: prompt.conditioning, count: n))
                 let timesteps = (0..<n).flatMap { i in [Float](repeating: Float(500 - 10 * i), count: 2) }
+                let name = n == 1 ? "unet_b2f\(frames)_\(size)x\(size)" : "unet_\(n)sessions_b\(2 * n)f\(frames)_\(size)x\(size)"
+                if sideBySide > 1 {
+                    let (times, rate) = try measureSideBySide(sideBySide, repeats) { ws in
+                        _ = try pipeline.unet(sample, timesteps: timesteps, conditioning: conditioning, workspace: &ws)
+                    }
+                    report("\(name)_x\(sideBySide)", times, extra: ", \"side_by_side\": \(sideBySide), \"calls_per_s\": \(String(format: "%.2f", rate))")
+                    continue
+                }
                 let times = try measure(repeats) {
                     _ = try pipeline.unet(sample, timesteps: timesteps, conditioning: conditioning, workspace: &ws)
                 }
-                report(n == 1 ? "unet_b2f\(frames)_\(size)x\(size)" : "unet_\(n)sessions_b\(2 * n)f\(frames)_\(size)x\(size)", times)
+                report(name, times)
             }
         }
         if clipSize > 0 {
@@ -84,12 +107,67 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    func report(_ name: String, _ times: [Double]) {
+    /// Runs `body` `repeats` times on each of `calls` threads at once (after one warm-up each, all
+    /// warm before any is timed); returns every timed call's seconds and the calls per second
+    /// of the whole, from the first timed start to the last end.
+    func measureSideBySide(_ calls: Int, _ repeats: Int, _ body: @escaping @Sendable (inout Workspace) throws -> Void) throws -> ([Double], Double) {
+        let width = threads
+        let results = SideBySideResults(calls)
+        let warm = DispatchGroup()
+        let start = DispatchSemaphore(value: 0)
+        let done = DispatchGroup()
+        for i in 0..<calls {
+            warm.enter()
+            done.enter()
+            let thread = Thread {
+                ComputeThreads.withLimit(width) {
+                    var ws = Workspace()
+                    do {
+                        try body(&ws)
+                        warm.leave()
+                        start.wait()
+                        var times: [Double] = []
+                        for _ in 0..<repeats {
+                            let t0 = DispatchTime.now().uptimeNanoseconds
+                            try body(&ws)
+                            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                        }
+                        results.set(i, .success(times))
+                    } catch {
+                        warm.leave()
+                        results.set(i, .failure(error))
+                    }
+                    done.leave()
+                }
+            }
+            thread.stackSize = 16 << 20
+            thread.start()
+        }
+        warm.wait()
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<calls { start.signal() }
+        done.wait()
+        let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        var all: [Double] = []
+        for r in results.all() { all += try r.get() }
+        return (all, Double(calls * repeats) / wall)
+    }
+
+    func report(_ name: String, _ times: [Double], extra: String = "") {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let sorted = times.sorted()
         let median = sorted[sorted.count / 2]
-        print("{\"name\": \"\(name)\", \"impl\": \"swift\", \"isa\": \"\(ComputeKernels.active.isa.rawValue)\", \"precision\": \"\(self.precision)\", \"weights\": \"\(weights)\", \"median_s\": \(String(format: "%.4f", median)), \"min_s\": \(String(format: "%.4f", sorted[0])), \"peak_rss_mb\": \(usage.ru_maxrss / 1024)}")
+        print("{\"name\": \"\(name)\", \"impl\": \"swift\", \"isa\": \"\(ComputeKernels.active.isa.rawValue)\", \"precision\": \"\(self.precision)\", \"weights\": \"\(weights)\", \"median_s\": \(String(format: "%.4f", median)), \"min_s\": \(String(format: "%.4f", sorted[0])), \"peak_rss_mb\": \(usage.ru_maxrss / 1024), \"threads\": \(threads)\(extra)}")
         fflush(nil)
     }
+}
+
+/// Each side-by-side thread's outcome; a lock orders the writes before the reads.
+final class SideBySideResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [Result<[Double], Error>]
+    init(_ count: Int) { values = Array(repeating: .success([]), count: count) }
+    func set(_ i: Int, _ r: Result<[Double], Error>) { lock.lock(); values[i] = r; lock.unlock() }
+    func all() -> [Result<[Double], Error>] { lock.lock(); defer { lock.unlock() }; return values }
 }

@@ -38,8 +38,11 @@ struct VidrdDaemonCommand: ParsableCommand {
     @Option(help: "plugins.conf (default: ./plugins.conf if present, else the built-in strategies).")
     var plugins: String?
 
-    @Option(help: "Compute threads (default 1).")
+    @Option(help: "Compute threads: steps of different sessions run at once (default: one per core, at most 8).")
     var workers: Int?
+
+    @Option(help: "Cores one compute thread's call splits over (default: the cores divided among the workers).")
+    var threadsPerWorker: Int?
 
     @Option(help: "Steps of different sessions per U-Net call; 1 turns batching off (default 1; batched frames equal unbatched ones to float rounding only).")
     var maxBatch: Int?
@@ -81,6 +84,7 @@ struct VidrdDaemonCommand: ParsableCommand {
             if let listen { try conf.set("listen", listen) }
             if let metricsListen { try conf.set("metrics_listen", metricsListen) }
             if let workers { try conf.set("workers", String(workers)) }
+            if let threadsPerWorker { try conf.set("threads_per_worker", String(threadsPerWorker)) }
             if let maxBatch { try conf.set("max_batch", String(maxBatch)) }
             if let batchWaitMs { try conf.set("batch_wait_ms", String(batchWaitMs)) }
             if let tokenFile { try conf.set("token_file", tokenFile) }

@@ -71,6 +71,40 @@ extension DaemonSuite {
             Self.expectSameFrames(alone, together, "interleaved")
         }
 
+        @Test("compute threads side by side, one core each, run sessions' steps at once and every session sends the frames it sends alone on a thread of every core")
+        func sideBySideComputeThreadsChangeNoFrame() async throws {
+            let wide = try TestDaemon { $0.workers = 1; $0.threadsPerWorker = nil }
+            #expect(Fixture.configuration().effectiveThreadsPerWorker == ComputeThreads.available)
+            let alone = try await Self.stream(wide, Self.requests(), clips: 2, together: false)
+            wide.stop()
+            let d = try TestDaemon { $0.workers = 2; $0.threadsPerWorker = 1 }
+            defer { d.stop() }
+            let together = try await Self.stream(d, Self.requests(), clips: 2, together: true)
+            let stats = d.daemon.stepStatistics
+            #expect(stats.largestBatch == 1 && stats.mostCallsAtOnce >= 2, "calls ran at once, unbatched: \(stats)")
+            #expect(alone.map(\.count) == [8, 8, 8])
+            // The runtime's kernels give a row the same bits however the rows are split over
+            // threads; OpenBLAS (VIDRD_ISA=generic) does not (docs/RUNTIME.md, "Threads").
+            guard ComputeKernels.active.isa != .generic else { return }
+            Self.expectSameFrames(alone, together, "side by side on one core each")
+        }
+
+        @Test("workers default to one per core (at most 8), each splitting its calls over its share of the cores")
+        func computeThreadDefaults() throws {
+            let cores = ComputeThreads.available
+            var c = DaemonConfiguration()
+            #expect(c.workers == min(cores, 8) && c.threadsPerWorker == nil)
+            #expect(c.effectiveThreadsPerWorker == max(1, cores / min(cores, 8)))
+            c = try DaemonConfiguration(parsing: "workers = 1", file: "x.conf")
+            #expect(c.effectiveThreadsPerWorker == cores)
+            c = try DaemonConfiguration(parsing: "workers = 3\nthreads_per_worker = 1", file: "x.conf")
+            #expect(c.workers == 3 && c.effectiveThreadsPerWorker == 1)
+            #expect(throws: ConfigurationError.self) {
+                _ = try DaemonConfiguration(parsing: "threads_per_worker = \(cores + 1)", file: "x.conf")
+            }
+            #expect(throws: ConfigurationError.self) { _ = try DaemonConfiguration(parsing: "threads_per_worker = 0", file: "x.conf") }
+        }
+
         @Test("with max_batch, steps of several sessions share U-Net calls and every session sends the frames it sends alone")
         func batchingSharesCallsAndChangesNoFrame() async throws {
             // A generous wait so that the three sessions' steps meet on a loaded 2-core machine.

@@ -4,7 +4,7 @@
 #
 #   bash tools/bench/stream_bench.sh [--no-stalled] [MODEL_DIR] [WORKERS]
 #
-# Defaults: the daemon's default model (the embedded Models/vidrd-tiny), 1 worker. Sessions use
+# Defaults: the daemon's default model (the embedded Models/vidrd-tiny), the daemon's default workers (one per core). Sessions use
 # the daemon's defaults (the model's native size, 16 frames/clip, 25 steps, the model's guidance,
 # plugins.conf's chain and emission), one connection each, distinct seeds. Every client writes
 # `--timings`; tools/bench/stream_stats.py turns them into per-session frames/s, time to first
@@ -46,7 +46,9 @@ for a in "$@"; do
   esac
 done
 model="${positional[0]:-}"
-workers="${positional[1]:-1}"
+workers="${positional[1]:-}"
+worker_args=()
+[ -n "$workers" ] && worker_args=(--workers "$workers")
 scratch="${VIDRD_SCRATCH:-.build}"
 port="${VIDRD_PORT:-17901}"
 bench_seconds="${BENCH_SECONDS:-20}"
@@ -68,7 +70,7 @@ model_args=()
 bench_start=$(date +%s)
 
 load=$(cut -d' ' -f1 /proc/loadavg)
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); model ${model:-default (Models/vidrd-tiny)}; workers $workers; DAEMON_ARGS '${DAEMON_ARGS:-}'; $(date -u '+%Y-%m-%d %H:%M UTC'); timings in $out"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); model ${model:-default (Models/vidrd-tiny)}; workers ${workers:-the daemon default}; DAEMON_ARGS '${DAEMON_ARGS:-}'; $(date -u '+%Y-%m-%d %H:%M UTC'); timings in $out"
 if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
   echo "WARNING: load average $load > 0.5: other work shares the CPUs; take the numbers for their shape, not their speed"
 fi
@@ -86,7 +88,7 @@ cleanup() {
 }
 trap cleanup EXIT
 start_daemon() {  # extra vidrd-daemon arguments
-  "$bin/vidrd-daemon" "${model_args[@]}" --listen "$server" --workers "$workers" --log-level warning "$@" "${daemon_args[@]}" \
+  "$bin/vidrd-daemon" "${model_args[@]}" --listen "$server" "${worker_args[@]}" --log-level warning "$@" "${daemon_args[@]}" \
     2>>"$out/daemon.log" &
   daemon=$!
   for _ in $(seq 1 240); do "$bin/vidrd-client" info --server "$server" >/dev/null 2>&1 && return; sleep 0.5; done
@@ -237,7 +239,7 @@ if [ $stalled = 1 ]; then
 fi
 
 echo
-echo "== summary ($(date -u '+%Y-%m-%d %H:%M UTC'), load average at the start $load, workers $workers, DAEMON_ARGS '${DAEMON_ARGS:-}', $(( $(date +%s) - bench_start )) s in all)"
+echo "== summary ($(date -u '+%Y-%m-%d %H:%M UTC'), load average at the start $load, workers ${workers:-the daemon default}, DAEMON_ARGS '${DAEMON_ARGS:-}', $(( $(date +%s) - bench_start )) s in all)"
 $stats --summary "${summaries[@]}"
 echo
 python3 - "$out" "$heavy_status" <<'EOF'

@@ -31,7 +31,7 @@ func sgemm(
 /// band of rows per compute thread. A row's result never depends on the band it falls in.
 @inline(__always)
 func splitRows(m: Int, n: Int, k: Int, _ body: (Int, Int) -> Void) {
-    let workers = ComputeThreads.count
+    let workers = ComputeThreads.current
     guard workers > 1 && m * n * k >= 1 << 21 && m >= 2 * workers else {
         body(0, m)
         return
