@@ -48,13 +48,10 @@ public struct DaemonConfiguration: Sendable {
     /// By default one per core: several small calls side by side do more work than one call
     /// split over every core (docs/DAEMON.md, "Compute threads").
     public var workers = DaemonConfiguration.defaultWorkers
-    /// Cores one compute thread's call splits its work over; nil: the cores divided among the
-    /// workers (at least 1). More than that oversubscribes the cores.
+    /// Cores one compute thread's call splits its work over. nil (the default): the cores are
+    /// shared among the calls running at the moment (`CoreShare`), so a lone session's call
+    /// gets every core and two calls on two cores one each.
     public var threadsPerWorker: Int? = nil
-    /// What one compute thread's calls split over: `threadsPerWorker`, or the cores shared out.
-    public var effectiveThreadsPerWorker: Int {
-        threadsPerWorker ?? Swift.max(1, ComputeThreads.available / Swift.max(1, workers))
-    }
     /// One compute thread per core, up to 8: beyond that, each thread's activation memory (one
     /// workspace per thread) costs more than the sessions gain on one machine.
     public static var defaultWorkers: Int { Swift.min(ComputeThreads.available, 8) }
@@ -152,7 +149,7 @@ public struct DaemonConfiguration: Sendable {
         ("proxy_protocol", "true: every connection starts with a PROXY protocol v2 header (HAProxy send-proxy-v2) naming the client (default false)"),
         ("metrics_timeout_ms", "a probe request must arrive and its answer be read within this time (default 5000)"),
         ("workers", "compute threads: steps of different sessions run at once (default: one per core, at most 8)"),
-        ("threads_per_worker", "cores one compute thread's call splits over (default: the cores divided among the workers)"),
+        ("threads_per_worker", "cores one compute thread's call splits over (default: the cores shared among the calls running at the moment)"),
         ("max_batch", "steps of different sessions per U-Net call; 1 = no batching (default 1)"),
         ("batch_wait_ms", "how long a U-Net call waits for compatible steps about to arrive (default 5)"),
         ("max_connections", "connections after the handshake (default 64)"),

@@ -62,7 +62,7 @@ final class LibuvTransport: @unchecked Sendable {
         core = ServerStateMachine(
             configuration: configuration, engine: engine, logger: logger, now: MonotonicClock.nanoseconds, metrics: metrics)
         let settings = StepExecutor.Settings(
-            workers: max(1, configuration.workers), threadsPerWorker: configuration.effectiveThreadsPerWorker,
+            workers: max(1, configuration.workers), threadsPerWorker: configuration.threadsPerWorker,
             maxBatch: configuration.maxBatch,
             batchWaitNanoseconds: UInt64(configuration.batchWaitMs) * 1_000_000, maxSessions: Int(core.limits.maxSessions))
         let statistics = stepStatistics
@@ -232,7 +232,7 @@ final class LibuvTransport: @unchecked Sendable {
             "listening",
             metadata: [
                 "address": "\(configuration.listen.host):\(boundPort)", "model": "\(engine.modelName)",
-                "workers": "\(max(1, configuration.workers))", "threads_per_worker": "\(configuration.effectiveThreadsPerWorker)", "max_batch": "\(configuration.maxBatch)", "strategies": "\(core.strategyList.strategies.map(\.name).joined(separator: ","))",
+                "workers": "\(max(1, configuration.workers))", "threads_per_worker": "\(configuration.threadsPerWorker.map(String.init) ?? "shared")", "max_batch": "\(configuration.maxBatch)", "strategies": "\(core.strategyList.strategies.map(\.name).joined(separator: ","))",
             ])
         uv_run(loop, UV_RUN_DEFAULT)
         uv_loop_close(loop)

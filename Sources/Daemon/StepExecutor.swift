@@ -16,8 +16,9 @@ import VidrdScheduling
 final class StepExecutor: ClipExecutor, @unchecked Sendable {
     struct Settings: Sendable {
         var workers: Int
-        /// Cores each compute thread's calls split over (`ComputeThreads.withLimit`).
-        var threadsPerWorker: Int
+        /// Cores each compute thread's calls split over (`ComputeThreads.withLimit`); nil: the
+        /// cores shared among the calls running at the moment (`CoreShare`).
+        var threadsPerWorker: Int?
         var maxBatch: Int
         var batchWaitNanoseconds: UInt64
         /// Sessions with a clip in flight, at most (each has at most one step pending).
@@ -47,6 +48,9 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
     private var callsRunning = 0
     private let clock: @Sendable () -> UInt64
     private let exited = DispatchSemaphore(value: 0)
+    /// The cores, shared among the calls the compute threads run at the moment (unless
+    /// `threadsPerWorker` fixes each thread's width).
+    private let cores = CoreShare()
     private let mailbox: Mailbox
     private let statistics: Locked<StepStatistics>
     private let metrics: DaemonMetrics
@@ -64,7 +68,7 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
         for i in 0..<max(1, settings.workers) {
             let width = settings.threadsPerWorker
             let thread = Thread { [self] in
-                ComputeThreads.withLimit(width) { computeLoop() }
+                if let width { ComputeThreads.withLimit(width) { computeLoop() } } else { computeLoop() }
                 exited.signal()
             }
             thread.name = "vidrd-compute-\(i)"
@@ -170,7 +174,10 @@ final class StepExecutor: ClipExecutor, @unchecked Sendable {
                 condition.unlock()
                 let preempt: (Double) -> Void = { [self] done in runPreempting(items, done: done, workspace: &nested) }
                 let started = clock()
-                let results = Self.execute(items, work, workspace: &workspace, preemption: preempt)
+                // Steps run at this call's preemption points share its participation.
+                let results = settings.threadsPerWorker == nil
+                    ? cores.participate { Self.execute(items, work, workspace: &workspace, preemption: preempt) }
+                    : Self.execute(items, work, workspace: &workspace, preemption: preempt)
                 // The outer call's time includes the steps run at its preemption points: counting
                 // those again would make a thread busier than the wall clock.
                 metrics.workerBusySeconds.increment(by: Double(clock() &- started) / 1e9)

@@ -41,7 +41,7 @@ struct VidrdDaemonCommand: ParsableCommand {
     @Option(help: "Compute threads: steps of different sessions run at once (default: one per core, at most 8).")
     var workers: Int?
 
-    @Option(help: "Cores one compute thread's call splits over (default: the cores divided among the workers).")
+    @Option(help: "Cores one compute thread's call splits over (default: the cores shared among the calls running at the moment).")
     var threadsPerWorker: Int?
 
     @Option(help: "Steps of different sessions per U-Net call; 1 turns batching off (default 1; batched frames equal unbatched ones to float rounding only).")

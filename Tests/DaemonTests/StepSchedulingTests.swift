@@ -71,10 +71,9 @@ extension DaemonSuite {
             Self.expectSameFrames(alone, together, "interleaved")
         }
 
-        @Test("compute threads side by side, one core each, run sessions' steps at once and every session sends the frames it sends alone on a thread of every core")
+        @Test("compute threads side by side, one core each or sharing the cores, run sessions' steps at once and every session sends the frames it sends alone on a thread of every core")
         func sideBySideComputeThreadsChangeNoFrame() async throws {
             let wide = try TestDaemon { $0.workers = 1; $0.threadsPerWorker = nil }
-            #expect(Fixture.configuration().effectiveThreadsPerWorker == ComputeThreads.available)
             let alone = try await Self.stream(wide, Self.requests(), clips: 2, together: false)
             wide.stop()
             let d = try TestDaemon { $0.workers = 2; $0.threadsPerWorker = 1 }
@@ -87,18 +86,22 @@ extension DaemonSuite {
             // threads; OpenBLAS (VIDRD_ISA=generic) does not (docs/RUNTIME.md, "Threads").
             guard ComputeKernels.active.isa != .generic else { return }
             Self.expectSameFrames(alone, together, "side by side on one core each")
+            // The default: the cores shared among the calls running at the moment, so widths
+            // change from loop to loop as calls start and end.
+            let shared = try TestDaemon { $0.workers = 2; $0.threadsPerWorker = nil }
+            defer { shared.stop() }
+            let sharing = try await Self.stream(shared, Self.requests(), clips: 2, together: true)
+            #expect(shared.daemon.stepStatistics.mostCallsAtOnce >= 2)
+            Self.expectSameFrames(alone, sharing, "side by side sharing the cores")
         }
 
-        @Test("workers default to one per core (at most 8), each splitting its calls over its share of the cores")
+        @Test("workers default to one per core (at most 8), sharing the cores among the calls running at the moment")
         func computeThreadDefaults() throws {
             let cores = ComputeThreads.available
             var c = DaemonConfiguration()
             #expect(c.workers == min(cores, 8) && c.threadsPerWorker == nil)
-            #expect(c.effectiveThreadsPerWorker == max(1, cores / min(cores, 8)))
-            c = try DaemonConfiguration(parsing: "workers = 1", file: "x.conf")
-            #expect(c.effectiveThreadsPerWorker == cores)
             c = try DaemonConfiguration(parsing: "workers = 3\nthreads_per_worker = 1", file: "x.conf")
-            #expect(c.workers == 3 && c.effectiveThreadsPerWorker == 1)
+            #expect(c.workers == 3 && c.threadsPerWorker == 1)
             #expect(throws: ConfigurationError.self) {
                 _ = try DaemonConfiguration(parsing: "threads_per_worker = \(cores + 1)", file: "x.conf")
             }

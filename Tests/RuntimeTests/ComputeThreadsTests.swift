@@ -25,6 +25,34 @@ extension GEMMKernelTests {
         #expect(ComputeThreads.current == all)
     }
 
+    /// A lone participant gets every core; two at once share them; a fixed width set inside wins
+    /// until it ends.
+    @Test func aCoreShareDividesTheCoresAmongItsCalls() {
+        let share = CoreShare(), all = ComputeThreads.available
+        let inside = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0), left = DispatchSemaphore(value: 0)
+        let seen = WidthSeen()
+        share.participate {
+            #expect(ComputeThreads.current == all)
+            ComputeThreads.withLimit(1) { #expect(ComputeThreads.current == 1) }
+            let other = Thread {
+                share.participate {
+                    inside.signal()
+                    release.wait()
+                    seen.record(ComputeThreads.current)
+                }
+                left.signal()
+            }
+            other.start()
+            inside.wait()
+            #expect(ComputeThreads.current == max(1, all / 2), "two calls share the cores")
+            release.signal()
+            #expect(seen.wait() == max(1, all / 2))
+            left.wait()
+            #expect(ComputeThreads.current == all, "alone again")
+        }
+        #expect(ComputeThreads.current == all && share.width == all)
+    }
+
     /// A product big enough to be split by rows, one band per thread, at every width; and the
     /// embedded model's U-Net and temporal decode on one core and on all of them: the same bits
     /// with the runtime's kernels. OpenBLAS (`VIDRD_ISA=generic`) rounds a row by its position in
